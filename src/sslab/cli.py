@@ -1,0 +1,96 @@
+"""Command line: ``sslab train | eval | list``. Errors are one line on stderr with exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+USAGE_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FloatingPointError)
+
+
+def _default_out(method: str, dataset: str) -> Path:
+    return Path("runs") / f"{method}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import resolve
+    from .engine import train
+
+    target = args.target
+    overrides = list(args.overrides)
+    if target is not None and "=" in target:  # `sslab train epochs=5`: no recipe, only overrides
+        overrides.insert(0, target)
+        target = None
+    if args.resume:
+        if args.out is None:
+            raise ValueError("--resume needs --out RUN_DIR (the folder of the run to continue)")
+        saved = Path(args.out) / "config.yaml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"cannot resume: {saved} not found")
+        cfg = resolve(str(saved), overrides)
+    else:
+        cfg = resolve(target, overrides)
+    out = Path(args.out) if args.out else _default_out(cfg.method, cfg.dataset)
+    print(f"sslab: training {cfg.method} on {cfg.dataset} -> {out}", file=sys.stderr)
+    summary = train(cfg, out, resume=args.resume)
+    print(json.dumps({k: summary[k] for k in summary if k != "baselines"} | {"baselines": summary["baselines"]}, indent=2))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root,
+                                 knn=args.knn or not args.linear, linear=args.linear)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .registry import listing
+
+    for line in listing(args.what):
+        print(line)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sslab", description="Self-supervised representation learning: train, evaluate, explain.")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a method (default: BYOL on mnist5k)")
+    t.add_argument("target", nargs="?", help="recipe name or config.yaml (optional)")
+    t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method=simclr epochs=10 optim.lr=0.1")
+    t.add_argument("--out", help="run folder (default runs/<method>-<dataset>-<time>)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("eval", help="kNN / linear evaluation of a checkpoint's backbone")
+    e.add_argument("checkpoint")
+    e.add_argument("--dataset", help="evaluate on another dataset of the same image size and channels")
+    e.add_argument("--data-root", help="folder of the dataset files")
+    e.add_argument("--knn", action="store_true", help="weighted kNN (default when neither is given)")
+    e.add_argument("--linear", action="store_true", help="offline linear probe")
+    e.set_defaults(func=cmd_eval)
+    ls = sub.add_parser("list", help="list methods, datasets, backbones or recipes")
+    ls.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "backbones", "recipes"])
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USAGE_ERRORS as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"sslab: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sslab: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

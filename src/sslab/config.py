@@ -1,0 +1,199 @@
+"""Configuration: one source of truth, in three layers.
+
+1. the dataclass defaults below (the default run: BYOL on ``mnist5k``);
+2. a recipe (``recipes/<name>.yaml`` or any YAML file); with no recipe named, the recipe
+   ``<method>_<dataset>`` is used when it exists, so ``sslab train method=simclr`` gets the
+   tuned MNIST settings;
+3. ``key=value`` overrides from the command line (values parsed as YAML: ``0.1``, ``true``,
+   ``null``, ``[1, 2]``). A key that is not a config field but is an option of the chosen method
+   (``temperature=0.2``, ``predictor=none``) goes to ``method_args``.
+
+The resolved config is saved with every run as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import MISSING, OmegaConf  # noqa: F401
+from omegaconf.errors import OmegaConfBaseException
+
+RECIPE_DIR = Path(__file__).parent / "recipes"
+
+
+class ConfigError(ValueError):
+    """A bad key or value; the message is one line naming it and the valid choices."""
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # sgd | lars | adamw
+    lr: float = 2e-3  # base learning rate (multiplied by batch_size/256 when scale_lr)
+    scale_lr: bool = False
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # sgd / lars
+    eta: float = 0.001  # lars trust coefficient
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
+    warmup_epochs: float = 1.0
+    final_lr_ratio: float = 0.0  # cosine decays to lr * final_lr_ratio
+    exclude_bias_norm: bool = True  # no weight decay / LARS adaptation on biases and norms
+    probe_lr: float = 1e-3  # the online linear probe (its own parameter group, no weight decay)
+
+
+@dataclass
+class EvalConfig:
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    knn_every: int = 5  # epochs between kNN evaluations during training; 0 = only at the end
+    linear: bool = True  # offline linear probe on frozen features at the end
+    linear_epochs: int = 50  # luckmatters linear_feature_eval.py: standardised features, Adam,
+    linear_lr: float = 3e-4  # lr 3e-4, weight decay 1e-3, 50 epochs, batch 128 (spec §A.3)
+    linear_weight_decay: float = 1e-3
+    baselines: bool = True  # also report kNN of a randomly initialised encoder and of raw pixels
+    online_probe: bool = True
+
+
+@dataclass
+class Config:
+    method: str = "byol"
+    dataset: str = "mnist5k"
+    data_root: str | None = None  # folder holding the dataset files (default $SSLAB_DATA or ./data)
+    classes_file: str | None = None  # imagefolder: class subset (e.g. ImageNet-100)
+    verify_md5: bool = True  # cifar: check the official checksums
+    backbone: str = "auto"  # auto: convnet for <= 32 px grayscale, resnet18 otherwise
+    stem: str = "auto"  # auto: cifar stem below 64 px, imagenet above
+    width: float = 1.0
+    views: str = "auto"  # simclr | byol | vicreg | dino; auto: the method's own pipeline
+    image_size: int | None = None  # crop size; default: the dataset's native size
+    crop_scale: list[float] | None = None  # override the global crops' scale range
+    local_crops: int | None = None
+    epochs: int = 15
+    batch_size: int = 128  # per device
+    seed: int = 0
+    deterministic: bool = False
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_workers: int = 4  # imagefolder decoding workers
+    channels_last: bool = True
+    log_every_n_steps: int = 10
+    progress: bool = True
+    kill_at_step: int | None = None  # fault injection for resume tests: hard-exit after this step
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    method_args: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text != "" else ""
+    except yaml.YAMLError:
+        return text
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["a=1", "optim.lr=0.1"]`` -> ``{"a": 1, "optim.lr": 0.1}``; malformed items raise ConfigError."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or any(c.isspace() for c in key):
+            raise ConfigError(f"malformed override '{item}'; expected key=value, e.g. epochs=10 or optim.lr=0.1")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def recipe_names() -> list[str]:
+    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+
+
+def load_recipe(name_or_path: str) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = RECIPE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown recipe '{name_or_path}'; valid choices: {', '.join(recipe_names())} or a .yaml file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"recipe {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {path} must be a mapping of config keys, got {type(data).__name__}")
+    data.pop("expected", None)  # published numbers carried for reference, not configuration
+    return data
+
+
+def _fields(cls) -> set[str]:
+    return set(cls.__dataclass_fields__)
+
+
+def _route(flat: dict[str, Any], method_keys: set[str]) -> dict[str, Any]:
+    """Nest dotted keys and send method options to ``method_args``."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        head = key.split(".")[0]
+        if head not in _fields(Config):
+            if key in method_keys:
+                tree.setdefault("method_args", {})[key] = value
+                continue
+            valid = sorted(_fields(Config) | method_keys)
+            raise ConfigError(f"unknown config key '{key}'; valid choices: {', '.join(valid)}")
+        node = tree
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return tree
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k in ("optim", "eval", "method_args") and not prefix:
+            out.update({f"{k}.{kk}" if k != "method_args" else kk: vv for kk, vv in v.items()})
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def resolve(recipe: str | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults <- recipe <- overrides, validated; returns a plain :class:`Config`."""
+    from .methods import method_arguments  # local: methods import nets, torch
+
+    cli = parse_overrides(overrides or [])
+    explicit = recipe is not None
+    base = load_recipe(recipe) if explicit else {}
+    method = cli.get("method", base.get("method", Config.method))
+    dataset = cli.get("dataset", base.get("dataset", Config.dataset))
+    if not explicit and f"{method}_{dataset}" in recipe_names():
+        base = load_recipe(f"{method}_{dataset}")
+    try:
+        method_keys = set(method_arguments(str(method)))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    cfg = OmegaConf.structured(Config)
+    try:
+        for layer in (_flatten(base), cli):
+            cfg = OmegaConf.merge(cfg, _route(layer, method_keys))
+        cfg.method, cfg.dataset = method, dataset
+    except OmegaConfBaseException as e:
+        raise ConfigError(_one_line(e)) from None
+    return OmegaConf.to_object(cfg)
+
+
+def _one_line(e: OmegaConfBaseException) -> str:
+    msg = str(e).splitlines()[0]
+    key = getattr(e, "full_key", None)
+    return f"bad value for '{key}': {msg}" if key else msg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)
+
+
+def save(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

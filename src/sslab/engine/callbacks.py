@@ -1,0 +1,81 @@
+"""Callbacks: periodic kNN evaluation of the backbone and a one-line-per-epoch report."""
+
+from __future__ import annotations
+
+import time
+
+import lightning.pytorch as pl
+import torch
+from rich.console import Console
+
+from ..evaluation import extract_features, knn_accuracy
+
+
+class DataPlacement(pl.Callback):
+    """Moves an in-memory dataset onto this process's device and tells it its DDP rank."""
+
+    def __init__(self, loader) -> None:
+        self.loader = loader
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.loader.to(pl_module.device)
+        self.loader.rank, self.loader.world = trainer.global_rank, trainer.world_size
+
+
+class KNNMonitor(pl.Callback):
+    """Every ``every`` epochs (and after the last), kNN top-1 of the backbone on the test split."""
+
+    def __init__(self, train_data, test_data, size: int, mean, std, k: int = 20, temperature: float = 0.07,
+                 every: int = 5, channels_last: bool = False, num_workers: int = 0) -> None:
+        self.train_data, self.test_data = train_data, test_data
+        self.size, self.mean, self.std = size, tuple(mean), tuple(std)
+        self.k, self.temperature, self.every = k, temperature, every
+        self.channels_last, self.num_workers = channels_last, num_workers
+        self.last: float | None = None
+
+    def evaluate(self, backbone: torch.nn.Module, device) -> float:
+        kw = dict(size=self.size, mean=self.mean, std=self.std, device=device, channels_last=self.channels_last,
+                  num_workers=self.num_workers)
+        ftr, ytr = extract_features(backbone, self.train_data, **kw)
+        fte, yte = extract_features(backbone, self.test_data, **kw)
+        keep = ytr >= 0
+        return knn_accuracy(ftr[keep], ytr[keep], fte, yte, self.k, self.temperature)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if (self.every and epoch % self.every == 0) or epoch == trainer.max_epochs:
+            self.last = self.evaluate(pl_module.method.backbone, pl_module.device)
+            pl_module.log("eval/knn_top1", self.last, sync_dist=False, rank_zero_only=True)
+
+
+class EpochReport(pl.Callback):
+    """Prints ``epoch i/n  loss  knn  images/s`` once per epoch (rank 0) and measures throughput."""
+
+    def __init__(self, knn: KNNMonitor | None, global_batch: int) -> None:
+        self.knn, self.global_batch = knn, global_batch
+        self.console = Console(stderr=True, highlight=False)
+        self.train_seconds = 0.0
+        self.steps = 0
+        self._t0 = 0.0
+        self._s0 = 0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._t0, self._s0 = time.perf_counter(), trainer.global_step
+        self._t_last = self._t0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._t_last = time.perf_counter()  # training time only: evaluation after the last batch is excluded
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        dt = self._t_last - self._t0
+        steps = trainer.global_step - self._s0
+        self.train_seconds += dt
+        self.steps += steps
+        if trainer.is_global_zero:
+            loss = trainer.callback_metrics.get("train/loss_epoch")
+            knn = f"  knn {self.knn.last:.4f}" if self.knn is not None and self.knn.last is not None else ""
+            ips = steps * self.global_batch / max(dt, 1e-9)
+            self.console.print(
+                f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  loss {float(loss):.4f}{knn}  "
+                f"{ips:,.0f} img/s  {dt:.1f}s"
+            )

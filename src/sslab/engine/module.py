@@ -1,0 +1,107 @@
+"""The one LightningModule that trains any method: views on the device, the method's loss, a probe.
+
+Per step: uint8 batch -> views (generator seeded by ``(seed, global_step, rank)``, so a resumed
+run draws the same views) -> ``method(views)`` -> loss (+ the online linear probe's
+cross-entropy on detached features) -> optimiser step -> ``method.after_step``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.loaders import seeded_generator
+from ..data.views import ViewPipeline
+from ..methods import SSLMethod
+from ..optim import build_optimizer, warmup_cosine
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite (one-line message with step and remedy)."""
+
+
+class SSLModule(pl.LightningModule):
+    def __init__(
+        self,
+        method: SSLMethod,
+        views: ViewPipeline,
+        optim,  # config.OptimConfig
+        num_classes: int,
+        steps_per_epoch: int,
+        epochs: int,
+        global_batch: int,
+        seed: int = 0,
+        online_probe: bool = True,
+        channels_last: bool = False,
+        kill_at_step: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.method = method
+        self.views = views
+        self.optim_cfg = optim
+        self.probe = nn.Linear(method.feature_dim, num_classes) if online_probe and num_classes > 0 else None
+        self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
+        self.total_steps = steps_per_epoch * epochs
+        self.global_batch = global_batch
+        self.seed = seed
+        self.channels_last = channels_last
+        self.kill_at_step = kill_at_step
+
+    def make_views(self, images: torch.Tensor) -> list[torch.Tensor]:
+        g = seeded_generator(images.device, self.seed, self.global_step, self.global_rank)
+        views = self.views(images, g)
+        if self.channels_last:
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        return views
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, labels, _ = batch
+        out = self.method(self.make_views(images))
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at step {self.global_step}; lower optim.lr (now {self.optim_cfg.lr}) "
+                "or check the data and the method options"
+            )
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        total = loss
+        if self.probe is not None:
+            labelled = labels >= 0
+            if labelled.any():
+                logits = self.probe(out["features"].detach()[labelled])
+                probe_loss = F.cross_entropy(logits, labels[labelled])
+                acc = (logits.argmax(1) == labels[labelled]).float().mean()
+                self.log("train/online_probe_loss", probe_loss, on_step=False, on_epoch=True, sync_dist=True)
+                self.log("train/online_probe_acc", acc, on_step=False, on_epoch=True, sync_dist=True)
+                total = total + probe_loss
+        return total
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        step = self.global_step  # optimiser steps completed, including this one
+        self.method.after_step(step, self.total_steps)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        if self.kill_at_step is not None and step >= self.kill_at_step:
+            os._exit(137)  # fault injection: die like SIGKILL, no cleanup, no checkpoint
+
+    def configure_optimizers(self):
+        o = self.optim_cfg
+        lr = o.lr * self.global_batch / 256 if o.scale_lr else o.lr
+        groups = self.method.parameter_groups()
+        if self.probe is not None:
+            groups.append({"params": list(self.probe.parameters()), "lr": o.probe_lr, "weight_decay": 0.0,
+                           "lars_exclude": True})
+        optimizer = build_optimizer(o.name, groups, lr=lr, weight_decay=o.weight_decay, momentum=o.momentum,
+                                    eta=o.eta, betas=tuple(o.betas), exclude_bias_norm=o.exclude_bias_norm)
+        warmup = int(math.ceil(o.warmup_epochs * self.steps_per_epoch))
+        total, final = self.total_steps, o.final_lr_ratio
+
+        def schedule(step: int) -> float:
+            return warmup_cosine(step, total, warmup, final)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,189 @@
+"""``train(cfg, out)``: build data, method and trainer from a :class:`Config`, fit, evaluate, summarise.
+
+Run folder layout::
+
+    <out>/config.yaml          the resolved configuration
+    <out>/checkpoints/last.ckpt  written atomically at the end of every epoch (``--resume`` reads it)
+    <out>/logs/                CSV (metrics.csv) and TensorBoard logs
+    <out>/summary.json         final numbers (see ``SUMMARY_KEYS``)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from ..config import Config, save
+from ..data import TensorBatches, dataset_info, load_split, view_pipeline
+from ..data.datasets import TensorImages
+from ..evaluation import extract_features, knn_accuracy, linear_probe
+from ..methods import build_method
+from ..nets import create_backbone
+from .checkpoint import atomic_write_text
+
+SUMMARY_KEYS = ("method", "dataset", "backbone", "epochs", "steps", "wall_seconds", "images_per_second",
+                "knn_top1", "linear_top1", "final_loss")
+
+#: the view pipeline each method uses by default
+METHOD_VIEWS = {"simclr": "simclr", "byol": "byol", "simsiam": "byol"}
+
+
+def resolve_backbone(cfg: Config, channels: int, size: int) -> tuple[str, str]:
+    name = cfg.backbone
+    if name == "auto":
+        name = "convnet" if size <= 32 and channels == 1 else "resnet18"
+    stem = cfg.stem if cfg.stem != "auto" else ("cifar" if size < 64 else "imagenet")
+    return name, stem
+
+
+def build(cfg: Config):
+    """Data, view pipeline and method for ``cfg`` (no Lightning objects)."""
+    info = dataset_info(cfg.dataset)
+    kw = {}
+    if cfg.dataset in ("cifar10", "cifar100"):
+        kw["verify_md5"] = cfg.verify_md5
+    if cfg.dataset == "imagefolder" and cfg.classes_file:
+        kw["classes_file"] = cfg.classes_file
+    pretrain = load_split(cfg.dataset, info.pretrain_split, cfg.data_root, **kw)
+    train = pretrain if info.train_split == info.pretrain_split else load_split(cfg.dataset, info.train_split, cfg.data_root, **kw)
+    test = load_split(cfg.dataset, info.test_split, cfg.data_root, **kw)
+    size = cfg.image_size or info.image_size
+    views_name = cfg.views if cfg.views != "auto" else METHOD_VIEWS.get(cfg.method, "byol")
+    pipe = view_pipeline(views_name, info.resolution, size=size, mean=info.mean, std=info.std, local_crops=cfg.local_crops)
+    if cfg.crop_scale is not None:
+        scale = tuple(float(s) for s in cfg.crop_scale)
+        pipe = replace(pipe, specs=tuple(replace(s, scale=scale) if i < 2 else s for i, s in enumerate(pipe.specs)))
+    name, stem = resolve_backbone(cfg, info.channels, size)
+    backbone = create_backbone(name, in_channels=info.channels, stem=stem, width=cfg.width)
+    method = build_method(cfg.method, backbone, **cfg.method_args)
+    classes = int(max(int(train.labels.max()), int(test.labels.max())) + 1)
+    return info, pretrain, train, test, pipe, method, classes, name, size
+
+
+def _loader(cfg: Config, data, world: int):
+    """In-memory data: :class:`TensorBatches` (moved to the device and told its rank at fit start);
+    image folders: a DataLoader whose sampler Lightning replaces by a DistributedSampler under DDP."""
+    if isinstance(data, TensorImages):
+        return TensorBatches(data, cfg.batch_size, seed=cfg.seed, world=world)
+    from torch.utils.data import DataLoader
+
+    return DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=cfg.num_workers > 0)
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*predefined metrics.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*isinstance.*LeafSpec.*")
+    warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
+
+
+def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
+    """Train ``cfg`` into run folder ``out``; with ``resume`` continue from ``out/checkpoints/last.ckpt``."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from .callbacks import DataPlacement, EpochReport, KNNMonitor
+    from .checkpoint import AtomicCheckpointIO, CheckpointError
+    from .module import SSLModule
+
+    _quiet_lightning()
+    out = Path(out)
+    ckpt = out / "checkpoints" / "last.ckpt"
+    if resume and not ckpt.is_file():
+        raise CheckpointError(f"cannot resume: {ckpt} not found (start the run without --resume)")
+    out.mkdir(parents=True, exist_ok=True)
+    save(cfg, out / "config.yaml")
+    wall0 = time.perf_counter()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    info, pretrain, train_split, test_split, pipe, method, classes, backbone_name, size = build(cfg)
+
+    accelerator = cfg.accelerator
+    if accelerator == "auto":
+        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    world = cfg.devices * cfg.num_nodes if accelerator == "gpu" or cfg.devices > 1 else 1
+    loader = _loader(cfg, pretrain, world)
+    steps_per_epoch = len(loader)
+    if cfg.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    module = SSLModule(method, pipe, cfg.optim, classes, steps_per_epoch, cfg.epochs, cfg.batch_size * world,
+                       seed=cfg.seed, online_probe=cfg.eval.online_probe, channels_last=cfg.channels_last,
+                       kill_at_step=cfg.kill_at_step)
+    knn = KNNMonitor(train_split, test_split, size, info.mean, info.std, cfg.eval.knn_k, cfg.eval.knn_temperature,
+                     cfg.eval.knn_every, channels_last=cfg.channels_last, num_workers=0)
+    report = EpochReport(knn, cfg.batch_size * world)
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", save_top_k=0, save_last=True, every_n_epochs=1,
+                                 save_on_train_epoch_end=True)
+    trainer = pl.Trainer(
+        accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
+        precision=cfg.precision, max_epochs=cfg.epochs, deterministic=cfg.deterministic,
+        logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")],
+        callbacks=[checkpoint, report, knn] + ([DataPlacement(loader)] if isinstance(loader, TensorBatches) else []), plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=cfg.progress and os.isatty(2), enable_model_summary=False,
+        log_every_n_steps=min(cfg.log_every_n_steps, max(1, steps_per_epoch)), num_sanity_val_steps=0,
+        use_distributed_sampler=not isinstance(loader, TensorBatches), limit_val_batches=0,
+    )
+    baselines = _baselines(cfg, info, train_split, test_split, size, backbone_name, device) if cfg.eval.baselines else {}
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if resume else None)
+
+    backbone = module.method.backbone.to(device)
+    ftr, ytr = extract_features(backbone, train_split, size, info.mean, info.std, device, channels_last=cfg.channels_last)
+    fte, yte = extract_features(backbone, test_split, size, info.mean, info.std, device, channels_last=cfg.channels_last)
+    keep = ytr >= 0
+    knn_top1 = knn_accuracy(ftr[keep], ytr[keep], fte, yte, cfg.eval.knn_k, cfg.eval.knn_temperature)
+    linear_top1 = None
+    if cfg.eval.linear:
+        linear_top1 = linear_probe(ftr[keep], ytr[keep], fte, yte, cfg.eval.linear_epochs, cfg.eval.linear_lr,
+                                   cfg.eval.linear_weight_decay, seed=cfg.seed)
+    online = None
+    if module.probe is not None:
+        with torch.no_grad():
+            online = float((module.probe.to(device)(fte).argmax(1) == yte).float().mean())
+    loss = trainer.callback_metrics.get("train/loss_epoch")
+    summary = {
+        "method": cfg.method, "dataset": cfg.dataset, "backbone": backbone_name, "epochs": cfg.epochs,
+        "steps": int(trainer.global_step), "wall_seconds": round(time.perf_counter() - wall0, 2),
+        "images_per_second": round(report.steps * report.global_batch / max(report.train_seconds, 1e-9), 1)
+        if report.steps else None,
+        "knn_top1": round(knn_top1, 4), "linear_top1": None if linear_top1 is None else round(linear_top1, 4),
+        "online_probe_top1": None if online is None else round(online, 4),
+        "final_loss": None if loss is None else round(float(loss), 6),
+        "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "split": info.test_split},
+        "baselines": baselines, "resumed": resume, "seed": cfg.seed, "batch_size": cfg.batch_size * world,
+        "devices": world, "accelerator": accelerator, "torch": torch.__version__,
+    }
+    if trainer.is_global_zero:
+        atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
+    return summary
+
+
+def _baselines(cfg, info, train_split, test_split, size, backbone_name, device) -> dict:
+    """kNN of a randomly initialised encoder of the same shape, and of raw pixels (small datasets)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + 1)
+        rand = create_backbone(backbone_name, in_channels=info.channels, width=cfg.width,
+                               stem=cfg.stem if cfg.stem != "auto" else ("cifar" if size < 64 else "imagenet")).to(device)
+    kw = dict(size=size, mean=info.mean, std=info.std, device=device)
+    ftr, ytr = extract_features(rand, train_split, **kw)
+    fte, yte = extract_features(rand, test_split, **kw)
+    keep = ytr >= 0
+    out = {"random_init_knn_top1": round(knn_accuracy(ftr[keep], ytr[keep], fte, yte, cfg.eval.knn_k, cfg.eval.knn_temperature), 4)}
+    if isinstance(train_split, TensorImages) and train_split.images[0].numel() <= 4096:
+        raw = lambda d: d.images.flatten(1).float().to(device)  # noqa: E731
+        out["raw_pixel_knn_top1"] = round(knn_accuracy(raw(train_split)[keep], ytr[keep], raw(test_split), yte,
+                                                       cfg.eval.knn_k, cfg.eval.knn_temperature), 4)
+    return out

@@ -1,0 +1,71 @@
+"""``sslab eval``: rebuild a run's backbone from its checkpoint and measure kNN / linear accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .config import Config, resolve
+from .data import dataset_info, load_split
+from .engine.checkpoint import CheckpointError, safe_load
+from .evaluation import extract_features, knn_accuracy, linear_probe
+from .methods import build_method
+from .nets import create_backbone
+
+
+def load_run_config(checkpoint: Path) -> Config:
+    """The ``config.yaml`` saved two levels up from ``<run>/checkpoints/last.ckpt``."""
+    for folder in (checkpoint.parent.parent, checkpoint.parent):
+        if (folder / "config.yaml").is_file():
+            return resolve(str(folder / "config.yaml"))
+    raise CheckpointError(f"no config.yaml found next to {checkpoint} or its run folder")
+
+
+def load_backbone(checkpoint: str | Path) -> tuple[torch.nn.Module, Config]:
+    """The trained backbone of a run (eval mode) and its config."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        checkpoint = checkpoint / "checkpoints" / "last.ckpt"
+    ckpt = safe_load(checkpoint)
+    cfg = load_run_config(checkpoint)
+    from .engine.train import resolve_backbone
+
+    info = dataset_info(cfg.dataset)
+    size = cfg.image_size or info.image_size
+    name, stem = resolve_backbone(cfg, info.channels, size)
+    method = build_method(cfg.method, create_backbone(name, in_channels=info.channels, stem=stem, width=cfg.width),
+                          **cfg.method_args)
+    prefix = "method."
+    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    missing, unexpected = method.load_state_dict(state, strict=False)
+    if missing:
+        raise CheckpointError(f"checkpoint {checkpoint} does not match method '{cfg.method}' (missing {missing[0]})")
+    return method.backbone.eval(), cfg
+
+
+def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, data_root: str | None = None,
+                        knn: bool = True, linear: bool = False) -> dict:
+    backbone, cfg = load_backbone(checkpoint)
+    name = dataset or cfg.dataset
+    info, trained_on = dataset_info(name), dataset_info(cfg.dataset)
+    if info.channels != trained_on.channels:
+        raise ValueError(f"dataset '{name}' has {info.channels} channel(s); the backbone was trained on {trained_on.channels}")
+    root = data_root or (cfg.data_root if name == cfg.dataset else None)
+    train, test = load_split(name, info.train_split, root), load_split(name, info.test_split, root)
+    size = cfg.image_size or info.image_size
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    backbone = backbone.to(device)
+    ftr, ytr = extract_features(backbone, train, size, info.mean, info.std, device)
+    fte, yte = extract_features(backbone, test, size, info.mean, info.std, device)
+    keep = ytr >= 0
+    result: dict = {"checkpoint": str(checkpoint), "method": cfg.method, "dataset": name}
+    if knn:
+        result["knn_top1"] = round(knn_accuracy(ftr[keep], ytr[keep], fte, yte, cfg.eval.knn_k, cfg.eval.knn_temperature), 4)
+    if linear:
+        result["linear_top1"] = round(linear_probe(ftr[keep], ytr[keep], fte, yte, cfg.eval.linear_epochs,
+                                                   cfg.eval.linear_lr, cfg.eval.linear_weight_decay), 4)
+    return result
+
+
+__all__ = ["evaluate_checkpoint", "load_backbone"]

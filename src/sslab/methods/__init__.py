@@ -1,0 +1,54 @@
+"""Methods, grouped by what keeps them from collapsing (see docs/methods.md).
+
+Each entry of :data:`METHODS` is a class plus preset keyword arguments; ``build_method(name,
+backbone, **overrides)`` makes one. Where methods differ by a switch they share a class.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from torch import nn
+
+from .asymmetric import AsymmetricSiamese, cosine_momentum
+from .base import SSLMethod
+from .contrastive import SimCLR
+
+#: name -> (family, class, preset kwargs, one-line description)
+METHODS: dict[str, tuple[str, type[SSLMethod], dict, str]] = {
+    "simclr": ("sample-contrastive", SimCLR, {}, "SimCLR, InfoNCE over the batch (Chen et al. 2020)"),
+    "byol": ("asymmetric", AsymmetricSiamese, {"momentum": 0.996, "momentum_final": 1.0},
+             "BYOL, EMA target + MLP predictor (Grill et al. 2020)"),
+    "simsiam": ("asymmetric", AsymmetricSiamese,
+                {"momentum": 0.0, "momentum_final": 0.0, "proj_layers": 3, "proj_last_bn": True,
+                 "proj_hidden_dim": 2048, "proj_dim": 2048, "pred_hidden_dim": 512},
+                "SimSiam, stop-gradient without EMA (Chen & He 2021)"),
+}
+
+
+def method_arguments(name: str) -> dict[str, object]:
+    """Every keyword the method accepts, with its default after the preset is applied."""
+    _, cls, preset, _ = _entry(name)
+    params = inspect.signature(cls.__init__).parameters
+    out = {k: p.default for k, p in params.items() if k not in ("self", "backbone")}
+    out.update(preset)
+    return out
+
+
+def _entry(name: str):
+    if name not in METHODS:
+        raise ValueError(f"unknown method '{name}'; valid choices: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def build_method(name: str, backbone: nn.Module, **overrides) -> SSLMethod:
+    """Instantiate method ``name`` on ``backbone``; ``overrides`` replace preset values."""
+    _, cls, preset, _ = _entry(name)
+    valid = method_arguments(name)
+    bad = [k for k in overrides if k not in valid]
+    if bad:
+        raise ValueError(f"unknown option '{bad[0]}' for method '{name}'; valid choices: {', '.join(sorted(valid))}")
+    return cls(backbone, **{**preset, **overrides})
+
+
+__all__ = ["METHODS", "AsymmetricSiamese", "SSLMethod", "SimCLR", "build_method", "cosine_momentum", "method_arguments"]

@@ -1,0 +1,38 @@
+"""What every method is: a plain ``nn.Module`` mapping a list of views to a dict of tensors.
+
+``forward(views)`` returns at least ``loss`` (scalar), ``features`` (backbone features of the
+first view, ``(N, F)``; the engine detaches them for the online probe and the monitors) and
+``embeddings`` (the list of per-view projector outputs). ``after_step(step, total_steps)`` runs
+after each optimiser step (EMA targets, closed-form predictors, queues). No Lightning import.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SSLMethod(nn.Module):
+    """Base class: holds the ``backbone`` whose features are evaluated."""
+
+    #: views the method consumes (global crops first); the engine builds this many
+    num_views: int = 2
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.backbone.out_dim)
+
+    def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor | list[torch.Tensor]]:  # pragma: no cover
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(views)")
+
+    @torch.no_grad()
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Hook after each optimiser step; ``step`` counts completed steps (1-based)."""
+
+    def parameter_groups(self) -> list[dict]:
+        """Optimiser parameter groups; override to give parts their own settings (e.g. a predictor)."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]

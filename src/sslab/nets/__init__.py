@@ -1,0 +1,34 @@
+"""Networks: backbones (ResNet, ConvNet; timm when installed) and MLP heads."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .convnet import ConvNet
+from .heads import HEAD_PRESETS, mlp
+from .resnet import ResNet
+
+BACKBONES = ("convnet", "resnet18", "resnet34", "resnet50")
+
+
+def create_backbone(name: str, in_channels: int = 3, stem: str = "imagenet", width: float = 1.0, **kw) -> nn.Module:
+    """Build a backbone by name; the module has an ``out_dim`` attribute (feature size).
+
+    ``timm:<model>`` builds a timm model with its classifier removed (needs the ``timm`` extra).
+    """
+    if name == "convnet":
+        return ConvNet(in_channels=in_channels, width=width)
+    if name.startswith("resnet") and name[6:].isdigit() and int(name[6:]) in (18, 34, 50):
+        return ResNet(depth=int(name[6:]), stem=stem, width=width, in_channels=in_channels, **kw)
+    if name.startswith("timm:"):
+        try:
+            import timm
+        except ImportError as e:
+            raise ValueError(f"backbone '{name}' needs timm: pip install 'sslab[timm]' ({e})") from None
+        model = timm.create_model(name[5:], pretrained=False, num_classes=0, in_chans=in_channels, **kw)
+        model.out_dim = model.num_features
+        return model
+    raise ValueError(f"unknown backbone '{name}'; valid choices: {', '.join(BACKBONES)}, timm:<name>")
+
+
+__all__ = ["BACKBONES", "ConvNet", "ResNet", "HEAD_PRESETS", "create_backbone", "mlp"]

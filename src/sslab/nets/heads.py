@@ -1,0 +1,54 @@
+"""Projector and predictor MLPs, configured like the official heads.
+
+``mlp(in, hidden, out, num_layers)`` stacks ``Linear -> BN -> ReLU`` for the hidden layers and a
+final ``Linear``; ``last_bn`` adds a BatchNorm after it (SimCLR v2 and SimSiam's projector; SimSiam
+uses ``affine=False`` there) and ``last_bias`` keeps or drops its bias (VICReg drops it).
+Presets reproduce the official heads:
+
+=============== ===================================================================
+``byol``        Linear(4096) BN ReLU Linear(256)                           (BYOL)
+``simclr``      Linear(2048) BN ReLU Linear(128) [BN in SimCLR v2]          (SimCLR)
+``simsiam``     3 layers of 2048, BN after every layer, last BN affine=False (SimSiam)
+``simsiam_pred`` Linear(512) BN ReLU Linear(2048)                           (SimSiam predictor)
+=============== ===================================================================
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def mlp(
+    in_dim: int,
+    hidden_dim: int,
+    out_dim: int,
+    num_layers: int = 2,
+    bn: bool = True,
+    last_bn: bool = False,
+    last_bn_affine: bool = True,
+    last_bias: bool = True,
+    bn_affine: bool = True,
+) -> nn.Sequential:
+    """An MLP head. ``num_layers=1`` is a single linear map ``in_dim -> out_dim``."""
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    layers: list[nn.Module] = []
+    d = in_dim
+    for _ in range(num_layers - 1):
+        layers += [nn.Linear(d, hidden_dim, bias=not bn)]
+        if bn:
+            layers += [nn.BatchNorm1d(hidden_dim, affine=bn_affine)]
+        layers += [nn.ReLU(inplace=True)]
+        d = hidden_dim
+    layers += [nn.Linear(d, out_dim, bias=last_bias and not last_bn)]
+    if last_bn:
+        layers += [nn.BatchNorm1d(out_dim, affine=last_bn_affine)]
+    return nn.Sequential(*layers)
+
+
+HEAD_PRESETS: dict[str, dict] = {
+    "byol": dict(hidden_dim=4096, out_dim=256, num_layers=2),
+    "simclr": dict(hidden_dim=2048, out_dim=128, num_layers=2),
+    "simsiam": dict(hidden_dim=2048, out_dim=2048, num_layers=3, last_bn=True, last_bn_affine=False),
+    "simsiam_pred": dict(hidden_dim=512, out_dim=2048, num_layers=2),
+}

@@ -1,0 +1,101 @@
+"""Optimisers (SGD, LARS, AdamW) and the warm-up + cosine learning-rate schedule.
+
+LARS follows the official BYOL/VICReg implementation: for weights (``ndim > 1``) the update
+``g + wd·w`` is rescaled by the trust ratio ``eta·‖w‖/‖g + wd·w‖``; biases and normalisation
+parameters (``ndim == 1``) get neither weight decay nor the trust ratio when
+``exclude_bias_norm`` is on (the default, as in both official codes).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+
+OPTIMIZERS = ("sgd", "lars", "adamw")
+
+
+class LARS(torch.optim.Optimizer):
+    """Layer-wise adaptive rate scaling (You et al. 2017) with SGD momentum.
+
+    A parameter group with ``lars_exclude=True`` is updated by plain SGD with momentum, without
+    weight decay (VICReg ``exclude_bias_and_norm``).
+    """
+
+    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, eta: float = 0.001) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars_exclude=False))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                dp = p.grad
+                if not g["lars_exclude"]:
+                    dp = dp.add(p, alpha=g["weight_decay"])
+                    w_norm, u_norm = torch.norm(p), torch.norm(dp)
+                    one = torch.ones_like(w_norm)
+                    q = torch.where(w_norm > 0, torch.where(u_norm > 0, g["eta"] * w_norm / u_norm, one), one)
+                    dp = dp.mul(q)
+                state = self.state[p]
+                if "mu" not in state:
+                    state["mu"] = torch.zeros_like(p)
+                mu = state["mu"]
+                mu.mul_(g["momentum"]).add_(dp)
+                p.add_(mu, alpha=-g["lr"])
+        return loss
+
+
+def split_decay(groups: list[dict], exclude_bias_norm: bool) -> list[dict]:
+    """Split each group into weights and 1-d parameters (biases, norms) with no weight decay."""
+    if not exclude_bias_norm:
+        return groups
+    out = []
+    for g in groups:
+        params = list(g["params"])
+        rest = {k: v for k, v in g.items() if k != "params"}
+        weights = [p for p in params if p.ndim > 1]
+        vectors = [p for p in params if p.ndim <= 1]
+        if weights:
+            out.append({**rest, "params": weights})
+        if vectors:
+            out.append({**rest, "params": vectors, "weight_decay": 0.0, "lars_exclude": True})
+    return out
+
+
+def build_optimizer(
+    name: str,
+    groups: list[dict],
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    eta: float = 0.001,
+    betas: tuple[float, float] = (0.9, 0.999),
+    exclude_bias_norm: bool = True,
+) -> torch.optim.Optimizer:
+    """``name`` in :data:`OPTIMIZERS`; ``groups`` are parameter groups (a group may set its own ``lr``)."""
+    groups = split_decay(groups, exclude_bias_norm)
+    if name == "sgd":
+        groups = [{k: v for k, v in g.items() if k != "lars_exclude"} for g in groups]
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "lars":
+        return LARS(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta)
+    if name == "adamw":
+        groups = [{k: v for k, v in g.items() if k != "lars_exclude"} for g in groups]
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
+    raise ValueError(f"unknown optimizer '{name}'; valid choices: {', '.join(OPTIMIZERS)}")
+
+
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int, final_ratio: float = 0.0) -> float:
+    """Multiplier of the base learning rate: linear warm-up from ~0, then cosine decay to ``final_ratio``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
