@@ -40,7 +40,7 @@ class OptimConfig:
     warmup_epochs: float = 1.0
     final_lr_ratio: float = 0.0  # cosine decays to lr * final_lr_ratio
     exclude_bias_norm: bool = True  # no weight decay / LARS adaptation on biases and norms
-    probe_lr: float = 1e-3  # the online linear probe (its own parameter group, no weight decay)
+    probe_lr: float = 1e-2  # the online linear probe (its own parameter group, no weight decay)
 
 
 @dataclass
@@ -66,6 +66,7 @@ class Config:
     backbone: str = "auto"  # auto: convnet for <= 32 px grayscale, resnet18 otherwise
     stem: str = "auto"  # auto: cifar stem below 64 px, imagenet above
     width: float = 1.0
+    backbone_args: dict[str, Any] = field(default_factory=dict)  # extra constructor options, e.g. {grid: 2}
     views: str = "auto"  # simclr | byol | vicreg | dino; auto: the method's own pipeline
     image_size: int | None = None  # crop size; default: the dataset's native size
     crop_scale: list[float] | None = None  # override the global crops' scale range

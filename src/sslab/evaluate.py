@@ -11,7 +11,6 @@ from .data import dataset_info, load_split
 from .engine.checkpoint import CheckpointError, safe_load
 from .evaluation import extract_features, knn_accuracy, linear_probe
 from .methods import build_method
-from .nets import create_backbone
 
 
 def load_run_config(checkpoint: Path) -> Config:
@@ -29,13 +28,11 @@ def load_backbone(checkpoint: str | Path) -> tuple[torch.nn.Module, Config]:
         checkpoint = checkpoint / "checkpoints" / "last.ckpt"
     ckpt = safe_load(checkpoint)
     cfg = load_run_config(checkpoint)
-    from .engine.train import resolve_backbone
+    from .engine.train import backbone_from_config
 
     info = dataset_info(cfg.dataset)
     size = cfg.image_size or info.image_size
-    name, stem = resolve_backbone(cfg, info.channels, size)
-    method = build_method(cfg.method, create_backbone(name, in_channels=info.channels, stem=stem, width=cfg.width),
-                          **cfg.method_args)
+    method = build_method(cfg.method, backbone_from_config(cfg, info.channels, size), **cfg.method_args)
     prefix = "method."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     missing, unexpected = method.load_state_dict(state, strict=False)

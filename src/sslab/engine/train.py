@@ -43,6 +43,12 @@ def resolve_backbone(cfg: Config, channels: int, size: int) -> tuple[str, str]:
     return name, stem
 
 
+def backbone_from_config(cfg: Config, channels: int, size: int) -> torch.nn.Module:
+    """A freshly initialised backbone of the shape ``cfg`` asks for."""
+    name, stem = resolve_backbone(cfg, channels, size)
+    return create_backbone(name, in_channels=channels, stem=stem, width=cfg.width, **cfg.backbone_args)
+
+
 def build(cfg: Config):
     """Data, view pipeline and method for ``cfg`` (no Lightning objects)."""
     info = dataset_info(cfg.dataset)
@@ -52,7 +58,8 @@ def build(cfg: Config):
     if cfg.dataset == "imagefolder" and cfg.classes_file:
         kw["classes_file"] = cfg.classes_file
     pretrain = load_split(cfg.dataset, info.pretrain_split, cfg.data_root, **kw)
-    train = pretrain if info.train_split == info.pretrain_split else load_split(cfg.dataset, info.train_split, cfg.data_root, **kw)
+    same = info.train_split == info.pretrain_split
+    train = pretrain if same else load_split(cfg.dataset, info.train_split, cfg.data_root, **kw)
     test = load_split(cfg.dataset, info.test_split, cfg.data_root, **kw)
     size = cfg.image_size or info.image_size
     views_name = cfg.views if cfg.views != "auto" else METHOD_VIEWS.get(cfg.method, "byol")
@@ -60,9 +67,8 @@ def build(cfg: Config):
     if cfg.crop_scale is not None:
         scale = tuple(float(s) for s in cfg.crop_scale)
         pipe = replace(pipe, specs=tuple(replace(s, scale=scale) if i < 2 else s for i, s in enumerate(pipe.specs)))
-    name, stem = resolve_backbone(cfg, info.channels, size)
-    backbone = create_backbone(name, in_channels=info.channels, stem=stem, width=cfg.width)
-    method = build_method(cfg.method, backbone, **cfg.method_args)
+    name, _ = resolve_backbone(cfg, info.channels, size)
+    method = build_method(cfg.method, backbone_from_config(cfg, info.channels, size), **cfg.method_args)
     classes = int(max(int(train.labels.max()), int(test.labels.max())) + 1)
     return info, pretrain, train, test, pipe, method, classes, name, size
 
@@ -132,12 +138,13 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
         accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
         precision=cfg.precision, max_epochs=cfg.epochs, deterministic=cfg.deterministic,
         logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")],
-        callbacks=[checkpoint, report, knn] + ([DataPlacement(loader)] if isinstance(loader, TensorBatches) else []), plugins=[AtomicCheckpointIO()],
+        callbacks=[checkpoint, knn, report] + ([DataPlacement(loader)] if isinstance(loader, TensorBatches) else []),
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=cfg.progress and os.isatty(2), enable_model_summary=False,
         log_every_n_steps=min(cfg.log_every_n_steps, max(1, steps_per_epoch)), num_sanity_val_steps=0,
         use_distributed_sampler=not isinstance(loader, TensorBatches), limit_val_batches=0,
     )
-    baselines = _baselines(cfg, info, train_split, test_split, size, backbone_name, device) if cfg.eval.baselines else {}
+    baselines = _baselines(cfg, info, train_split, test_split, size, device) if cfg.eval.baselines else {}
     trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if resume else None)
 
     backbone = module.method.backbone.to(device)
@@ -171,19 +178,18 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     return summary
 
 
-def _baselines(cfg, info, train_split, test_split, size, backbone_name, device) -> dict:
+def _baselines(cfg, info, train_split, test_split, size, device) -> dict:
     """kNN of a randomly initialised encoder of the same shape, and of raw pixels (small datasets)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 1)
-        rand = create_backbone(backbone_name, in_channels=info.channels, width=cfg.width,
-                               stem=cfg.stem if cfg.stem != "auto" else ("cifar" if size < 64 else "imagenet")).to(device)
+        rand = backbone_from_config(cfg, info.channels, size).to(device)
     kw = dict(size=size, mean=info.mean, std=info.std, device=device)
     ftr, ytr = extract_features(rand, train_split, **kw)
     fte, yte = extract_features(rand, test_split, **kw)
     keep = ytr >= 0
-    out = {"random_init_knn_top1": round(knn_accuracy(ftr[keep], ytr[keep], fte, yte, cfg.eval.knn_k, cfg.eval.knn_temperature), 4)}
+    k, t = cfg.eval.knn_k, cfg.eval.knn_temperature
+    out = {"random_init_knn_top1": round(knn_accuracy(ftr[keep], ytr[keep], fte, yte, k, t), 4)}
     if isinstance(train_split, TensorImages) and train_split.images[0].numel() <= 4096:
         raw = lambda d: d.images.flatten(1).float().to(device)  # noqa: E731
-        out["raw_pixel_knn_top1"] = round(knn_accuracy(raw(train_split)[keep], ytr[keep], raw(test_split), yte,
-                                                       cfg.eval.knn_k, cfg.eval.knn_temperature), 4)
+        out["raw_pixel_knn_top1"] = round(knn_accuracy(raw(train_split)[keep], ytr[keep], raw(test_split), yte, k, t), 4)
     return out

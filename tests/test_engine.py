@@ -1,0 +1,154 @@
+"""Engine: loaders, config resolution, atomic checkpoints, resume equality, summary.json."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sslab.config import ConfigError, parse_overrides, resolve
+from sslab.data import TensorBatches, TensorImages
+from sslab.engine import CheckpointError, atomic_save, safe_load
+
+TINY = [
+    "dataset=digits", "backbone=convnet", "width=0.25", "batch_size=64", "epochs=3", "deterministic=true",
+    "eval.baselines=false", "eval.linear=false", "eval.knn_every=0", "optim.warmup_epochs=1",
+    "proj_hidden_dim=32", "proj_dim=16", "pred_hidden_dim=32", "momentum=0.9",
+]
+
+
+def run_cli(*args, cwd=None):
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    return subprocess.run([sys.executable, "-m", "sslab", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+def test_tensor_batches_epoch_order_and_ddp_shards():
+    data = TensorImages(torch.zeros(100, 1, 2, 2, dtype=torch.uint8), torch.arange(100), [])
+    loader = TensorBatches(data, batch_size=10, seed=3)
+    assert len(loader) == 10
+    e0 = torch.cat([i for _, _, i in loader])
+    assert sorted(e0.tolist()) == list(range(100))
+    assert torch.equal(e0, torch.cat([i for _, _, i in loader]))  # same epoch, same order
+    loader.sampler.set_epoch(1)
+    assert not torch.equal(e0, torch.cat([i for _, _, i in loader]))
+    r0 = TensorBatches(data, 5, seed=3, rank=0, world=2)
+    r1 = TensorBatches(data, 5, seed=3, rank=1, world=2)
+    for (_, _, a), (_, _, b), (_, _, g) in zip(r0, r1, loader):
+        assert sorted(torch.cat([a, b]).tolist()) == sorted(g.tolist())  # ranks split the global batch
+
+
+def test_config_layers_and_routing():
+    cfg = resolve(None, ["method=simclr", "temperature=0.3", "optim.lr=0.5", "epochs=2"])
+    assert cfg.method == "simclr" and cfg.method_args["temperature"] == 0.3
+    assert cfg.optim.lr == 0.5 and cfg.epochs == 2
+    assert cfg.crop_scale == [0.6, 1.0]  # from the auto-selected recipe simclr_mnist5k
+    assert resolve(None, []).method == "byol"
+    with pytest.raises(ConfigError, match="unknown config key 'epochz'"):
+        resolve(None, ["epochz=3"])
+    with pytest.raises(ConfigError, match="malformed override"):
+        parse_overrides(["epochs"])
+    with pytest.raises(ConfigError, match="valid choices: byol, simclr, simsiam"):
+        resolve(None, ["method=moco9"])
+    with pytest.raises(ConfigError, match="epochs"):
+        resolve(None, ["epochs=many"])
+    with pytest.raises(ConfigError, match="unknown recipe"):
+        resolve("nope", [])
+
+
+def test_atomic_save_keeps_old_file_on_failure(tmp_path):
+    p = tmp_path / "c.ckpt"
+    atomic_save({"state_dict": {"w": torch.ones(2)}}, p)
+
+    class Boom:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_save({"state_dict": Boom()}, p)
+    assert torch.equal(safe_load(p)["state_dict"]["w"], torch.ones(2))
+    assert [f.name for f in tmp_path.iterdir()] == ["c.ckpt"]  # no temporary left behind
+
+
+def test_safe_load_rejects_corrupt_and_pickled_code(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        safe_load(bad)
+    evil = tmp_path / "evil.ckpt"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("true",))
+
+    torch.save({"state_dict": Evil()}, evil)
+    with pytest.raises(CheckpointError):
+        safe_load(evil)
+    with pytest.raises(CheckpointError, match="not found"):
+        safe_load(tmp_path / "missing.ckpt")
+
+
+def test_killed_run_resumes_to_identical_weights(tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    r = run_cli("train", *TINY, "--out", str(full))
+    assert r.returncode == 0, r.stderr[-2000:]
+    # 22 steps per epoch: die hard in the middle of epoch 2, after the epoch-1 checkpoint
+    r = run_cli("train", *TINY, "kill_at_step=30", "--out", str(killed))
+    assert r.returncode == 137, r.stderr[-2000:]
+    assert safe_load(killed / "checkpoints" / "last.ckpt")["global_step"] == 22
+    assert not (killed / "summary.json").exists()
+    r = run_cli("train", "kill_at_step=null", "--out", str(killed), "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    a = safe_load(full / "checkpoints" / "last.ckpt")
+    b = safe_load(killed / "checkpoints" / "last.ckpt")
+    assert a["global_step"] == b["global_step"] == 66
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (full, killed))
+    assert sa["knn_top1"] == sb["knn_top1"] and sb["resumed"] is True
+    for key in ("method", "dataset", "backbone", "epochs", "steps", "wall_seconds", "images_per_second",
+                "knn_top1", "linear_top1", "final_loss"):
+        assert key in sa
+    assert (full / "config.yaml").is_file() and (full / "logs" / "metrics.csv").is_file()
+    assert any((full / "logs" / "tb").iterdir())
+    # sslab eval reads the checkpoint back and reproduces the summary's kNN accuracy
+    r = run_cli("eval", str(full / "checkpoints" / "last.ckpt"), "--knn")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["knn_top1"] == sa["knn_top1"]
+
+
+def test_cli_errors_exit_2_with_one_line(tmp_path):
+    cases = [
+        (["train", "method=nope"], "valid choices"),
+        (["train", "epochs"], "malformed override"),
+        (["train", "dataset=cifar10", f"data_root={tmp_path}"], "cifar-10-python.tar.gz"),
+        (["train", "--resume", "--out", str(tmp_path / "none")], "not found"),
+        (["eval", str(tmp_path / "missing.ckpt")], "not found"),
+        (["train", "recipe_that_does_not_exist"], "unknown recipe"),
+    ]
+    for args, needle in cases:
+        r = run_cli(*args, cwd=tmp_path)
+        assert r.returncode == 2, (args, r.stderr[-1000:])
+        err = r.stderr.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], (args, err)
+    corrupt = tmp_path / "run" / "checkpoints"
+    corrupt.mkdir(parents=True)
+    (corrupt / "last.ckpt").write_bytes(b"\x00" * 64)
+    r = run_cli("eval", str(corrupt / "last.ckpt"))
+    assert r.returncode == 2 and "corrupt" in r.stderr
+
+
+def test_nan_loss_is_a_one_line_error(tmp_path):
+    r = run_cli("train", *TINY, "epochs=1", "optim.name=sgd", "optim.lr=1e30", "--out", str(tmp_path / "nan"))
+    assert r.returncode == 2, r.stderr[-1000:]
+    assert "loss is" in r.stderr and "optim.lr" in r.stderr
+
+
+def test_list_shows_everything():
+    r = run_cli("list")
+    assert r.returncode == 0
+    for name in ("simclr", "byol", "simsiam", "mnist5k", "digits", "cifar10", "cifar100", "stl10", "imagefolder",
+                 "resnet18", "resnet50", "convnet", "byol_mnist5k"):
+        assert name in r.stdout
