@@ -1,6 +1,7 @@
 """Statistics of each batched transform, and reproducibility of the views."""
 
 import math
+import random
 
 import torch
 
@@ -57,8 +58,23 @@ def test_crop_boxes_stay_in_range():
     assert area.min() >= 0.08 - 0.02 and area.max() <= 1.0
     ratio = (w / h)[(area < 0.99)]
     assert ratio.min() >= 3 / 4 - 0.1 and ratio.max() <= 4 / 3 + 0.15
-    # area is drawn uniformly in [0.08, 1]: its mean is near 0.54 (slightly less: big crops get rejected)
-    assert 0.40 < area.mean().item() < 0.56
+    # same distribution as a scalar transcription of torchvision's RandomResizedCrop.get_params
+    ref = torch.tensor([reference_area(32, 48, random.Random(i)) for i in range(5000)])
+    assert abs(area.mean().item() - ref.mean().item()) < 0.02
+    assert abs(area.std().item() - ref.std().item()) < 0.02
+
+
+def reference_area(height, width, rng, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    area = height * width
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if 0 < w <= width and 0 < h <= height:
+            return w * h / area
+    w, h = (width, round(width / ratio[0])) if width / height < ratio[0] else (round(height * ratio[1]), height)
+    w, h = (width, height) if ratio[0] <= width / height <= ratio[1] else (w, h)
+    return w * h / area
 
 
 def test_fixed_seed_reproduces_views_and_other_seed_differs():

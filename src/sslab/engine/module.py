@@ -69,6 +69,9 @@ class SSLModule(pl.LightningModule):
                 "or check the data and the method options"
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        with torch.no_grad():  # collapse check: ~1/sqrt(D) when healthy, 0 when collapsed (SimSiam §4.1)
+            z = F.normalize(out["embeddings"][0].float(), dim=1)
+            self.log("train/z_std", z.std(0).mean(), on_step=False, on_epoch=True, sync_dist=True)
         total = loss
         if self.probe is not None:
             labelled = labels >= 0
