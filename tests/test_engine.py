@@ -35,7 +35,8 @@ def test_tensor_batches_epoch_order_and_ddp_shards():
     assert not torch.equal(e0, torch.cat([i for _, _, i in loader]))
     r0 = TensorBatches(data, 5, seed=3, rank=0, world=2)
     r1 = TensorBatches(data, 5, seed=3, rank=1, world=2)
-    for (_, _, a), (_, _, b), (_, _, g) in zip(r0, r1, loader):
+    single = TensorBatches(data, 10, seed=3)
+    for (_, _, a), (_, _, b), (_, _, g) in zip(r0, r1, single, strict=True):
         assert sorted(torch.cat([a, b]).tolist()) == sorted(g.tolist())  # ranks split the global batch
 
 
@@ -119,25 +120,29 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
     assert json.loads(r.stdout)["knn_top1"] == sa["knn_top1"]
 
 
-def test_cli_errors_exit_2_with_one_line(tmp_path):
+def test_cli_errors_exit_2_with_one_line(tmp_path, capsys, monkeypatch):
+    from sslab.cli import main
+
+    monkeypatch.chdir(tmp_path)
     cases = [
         (["train", "method=nope"], "valid choices"),
-        (["train", "epochs"], "malformed override"),
+        (["train", "byol_mnist5k", "epochs"], "malformed override"),
         (["train", "dataset=cifar10", f"data_root={tmp_path}"], "cifar-10-python.tar.gz"),
         (["train", "--resume", "--out", str(tmp_path / "none")], "not found"),
         (["eval", str(tmp_path / "missing.ckpt")], "not found"),
         (["train", "recipe_that_does_not_exist"], "unknown recipe"),
+        (["train", "backbone=resnet19", "epochs=1"], "valid choices"),
     ]
     for args, needle in cases:
-        r = run_cli(*args, cwd=tmp_path)
-        assert r.returncode == 2, (args, r.stderr[-1000:])
-        err = r.stderr.strip().splitlines()
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0], (args, err)
+    assert not (tmp_path / "runs").exists()  # nothing half-written for bad input
     corrupt = tmp_path / "run" / "checkpoints"
     corrupt.mkdir(parents=True)
     (corrupt / "last.ckpt").write_bytes(b"\x00" * 64)
-    r = run_cli("eval", str(corrupt / "last.ckpt"))
-    assert r.returncode == 2 and "corrupt" in r.stderr
+    r = run_cli("eval", str(corrupt / "last.ckpt"))  # the real process exit code
+    assert r.returncode == 2 and "corrupt" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_nan_loss_is_a_one_line_error(tmp_path):

@@ -34,7 +34,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = resolve(target, overrides)
     out = Path(args.out) if args.out else _default_out(cfg.method, cfg.dataset)
-    print(f"sslab: training {cfg.method} on {cfg.dataset} -> {out}", file=sys.stderr)
     summary = train(cfg, out, resume=args.resume)
     print(json.dumps({k: summary[k] for k in summary if k != "baselines"} | {"baselines": summary["baselines"]}, indent=2))
     return 0

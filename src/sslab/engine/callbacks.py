@@ -11,6 +11,16 @@ from rich.console import Console
 from ..evaluation import extract_features, knn_accuracy
 
 
+class EpochCheckpoint(pl.Callback):
+    """Writes ``path`` (atomically, through the trainer's checkpoint I/O) at the end of every epoch."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.save_checkpoint(self.path)
+
+
 class DataPlacement(pl.Callback):
     """Moves an in-memory dataset onto this process's device and tells it its DDP rank."""
 

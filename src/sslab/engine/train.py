@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 import warnings
 from dataclasses import replace
@@ -97,10 +98,10 @@ def _quiet_lightning() -> None:
 def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     """Train ``cfg`` into run folder ``out``; with ``resume`` continue from ``out/checkpoints/last.ckpt``."""
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import RichProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from .callbacks import DataPlacement, EpochReport, KNNMonitor
+    from .callbacks import DataPlacement, EpochCheckpoint, EpochReport, KNNMonitor
     from .checkpoint import AtomicCheckpointIO, CheckpointError
     from .module import SSLModule
 
@@ -109,14 +110,16 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     ckpt = out / "checkpoints" / "last.ckpt"
     if resume and not ckpt.is_file():
         raise CheckpointError(f"cannot resume: {ckpt} not found (start the run without --resume)")
-    out.mkdir(parents=True, exist_ok=True)
-    save(cfg, out / "config.yaml")
     wall0 = time.perf_counter()
     torch.set_flush_denormal(True)  # denormal floats slow CPU kernels by 10x+ (seen with SimSiam)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
+    # everything that can fail on bad input (data, names, options) fails before the run folder exists
     info, pretrain, train_split, test_split, pipe, method, classes, backbone_name, size = build(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    save(cfg, out / "config.yaml")
+    print(f"sslab: training {cfg.method} on {cfg.dataset} ({backbone_name}) -> {out}", file=sys.stderr)
 
     accelerator = cfg.accelerator
     if accelerator == "auto":
@@ -134,13 +137,13 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
                      cfg.eval.knn_every, channels_last=cfg.channels_last, num_workers=0)
     report = EpochReport(knn, cfg.batch_size * world)
     show_bar = cfg.progress and os.isatty(2)  # a live bar on a terminal; plain epoch lines in logs
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", save_top_k=0, save_last=True, every_n_epochs=1,
-                                 save_on_train_epoch_end=True)
+    checkpoint = EpochCheckpoint(ckpt)
     trainer = pl.Trainer(
         accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
         precision=cfg.precision, max_epochs=cfg.epochs, deterministic=cfg.deterministic,
+        enable_checkpointing=False,  # EpochCheckpoint writes last.ckpt itself
         logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")],
-        callbacks=[checkpoint, knn, report] + ([DataPlacement(loader)] if isinstance(loader, TensorBatches) else [])
+        callbacks=[knn, report, checkpoint] + ([DataPlacement(loader)] if isinstance(loader, TensorBatches) else [])
         + ([RichProgressBar(leave=False)] if show_bar else []),
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=show_bar, enable_model_summary=False,
