@@ -118,6 +118,11 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
     r = run_cli("eval", str(full / "checkpoints" / "last.ckpt"), "--knn")
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout)["knn_top1"] == sa["knn_top1"]
+    # and transfers to another dataset of the same channels (28-px MNIST resized to the 8-px training size)
+    r = run_cli("eval", str(full), "--dataset", "mnist5k", "--knn", "--linear")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    assert res["dataset"] == "mnist5k" and 0.1 < res["knn_top1"] <= 1 and 0.1 < res["linear_top1"] <= 1
 
 
 def test_cli_errors_exit_2_with_one_line(tmp_path, capsys, monkeypatch):

@@ -35,7 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = resolve(target, overrides)
     out = Path(args.out) if args.out else _default_out(cfg.method, cfg.dataset)
     summary = train(cfg, out, resume=args.resume)
-    print(json.dumps({k: summary[k] for k in summary if k != "baselines"} | {"baselines": summary["baselines"]}, indent=2))
+    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -43,6 +43,11 @@ def load_backbone(checkpoint: str | Path) -> tuple[torch.nn.Module, Config]:
 
 def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, data_root: str | None = None,
                         knn: bool = True, linear: bool = False) -> dict:
+    """kNN / linear top-1 of a run's backbone on ``dataset`` (default: the one it was trained on).
+
+    Another dataset must have the same number of channels; its images are resized to the
+    training crop size and normalised with the training dataset's statistics.
+    """
     backbone, cfg = load_backbone(checkpoint)
     name = dataset or cfg.dataset
     info, trained_on = dataset_info(name), dataset_info(cfg.dataset)
@@ -50,11 +55,13 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, data
         raise ValueError(f"dataset '{name}' has {info.channels} channel(s); the backbone was trained on {trained_on.channels}")
     root = data_root or (cfg.data_root if name == cfg.dataset else None)
     train, test = load_split(name, info.train_split, root), load_split(name, info.test_split, root)
-    size = cfg.image_size or info.image_size
+    # the backbone sees images as in training: its crop size and its dataset's normalisation
+    size = cfg.image_size or trained_on.image_size
+    mean, std = trained_on.mean, trained_on.std
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = backbone.to(device)
-    ftr, ytr = extract_features(backbone, train, size, info.mean, info.std, device)
-    fte, yte = extract_features(backbone, test, size, info.mean, info.std, device)
+    ftr, ytr = extract_features(backbone, train, size, mean, std, device)
+    fte, yte = extract_features(backbone, test, size, mean, std, device)
     keep = ytr >= 0
     result: dict = {"checkpoint": str(checkpoint), "method": cfg.method, "dataset": name}
     if knn:

@@ -42,19 +42,23 @@ class KNNMonitor(pl.Callback):
         self.k, self.temperature, self.every = k, temperature, every
         self.channels_last, self.num_workers = channels_last, num_workers
         self.last: float | None = None
+        self.features: tuple[torch.Tensor, ...] | None = None  # (train f, train y, test f, test y) of the last epoch
 
-    def evaluate(self, backbone: torch.nn.Module, device) -> float:
+    def features_of(self, backbone: torch.nn.Module, device) -> tuple[torch.Tensor, ...]:
+        """Labelled train features and test features of ``backbone``."""
         kw = dict(size=self.size, mean=self.mean, std=self.std, device=device, channels_last=self.channels_last,
                   num_workers=self.num_workers)
         ftr, ytr = extract_features(backbone, self.train_data, **kw)
         fte, yte = extract_features(backbone, self.test_data, **kw)
         keep = ytr >= 0
-        return knn_accuracy(ftr[keep], ytr[keep], fte, yte, self.k, self.temperature)
+        return ftr[keep], ytr[keep], fte, yte
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if (self.every and epoch % self.every == 0) or epoch == trainer.max_epochs:
-            self.last = self.evaluate(pl_module.method.backbone, pl_module.device)
+            feats = self.features_of(pl_module.method.backbone, pl_module.device)
+            self.last = knn_accuracy(*feats, self.k, self.temperature)
+            self.features = feats if epoch == trainer.max_epochs else None
             pl_module.log("eval/knn_top1", self.last, sync_dist=False, rank_zero_only=True)
 
 

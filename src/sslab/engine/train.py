@@ -24,7 +24,7 @@ import torch
 from ..config import Config, save
 from ..data import TensorBatches, dataset_info, load_split, view_pipeline
 from ..data.datasets import TensorImages
-from ..evaluation import extract_features, knn_accuracy, linear_probe
+from ..evaluation import knn_accuracy, linear_probe
 from ..methods import build_method
 from ..nets import create_backbone
 from .checkpoint import atomic_write_text
@@ -150,17 +150,15 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
         log_every_n_steps=min(cfg.log_every_n_steps, max(1, steps_per_epoch)), num_sanity_val_steps=0,
         use_distributed_sampler=not isinstance(loader, TensorBatches), limit_val_batches=0,
     )
-    baselines = _baselines(cfg, info, train_split, test_split, size, device) if cfg.eval.baselines else {}
+    baselines = _baselines(cfg, knn, info.channels, size, device) if cfg.eval.baselines else {}
     trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if resume else None)
 
-    backbone = module.method.backbone.to(device)
-    ftr, ytr = extract_features(backbone, train_split, size, info.mean, info.std, device, channels_last=cfg.channels_last)
-    fte, yte = extract_features(backbone, test_split, size, info.mean, info.std, device, channels_last=cfg.channels_last)
-    keep = ytr >= 0
-    knn_top1 = knn_accuracy(ftr[keep], ytr[keep], fte, yte, cfg.eval.knn_k, cfg.eval.knn_temperature)
+    # the monitor's features of the final epoch (recomputed only when training had nothing left to do)
+    ftr, ytr, fte, yte = knn.features or knn.features_of(module.method.backbone.to(device), device)
+    knn_top1 = knn_accuracy(ftr, ytr, fte, yte, cfg.eval.knn_k, cfg.eval.knn_temperature)
     linear_top1 = None
     if cfg.eval.linear:
-        linear_top1 = linear_probe(ftr[keep], ytr[keep], fte, yte, cfg.eval.linear_epochs, cfg.eval.linear_lr,
+        linear_top1 = linear_probe(ftr, ytr, fte, yte, cfg.eval.linear_epochs, cfg.eval.linear_lr,
                                    cfg.eval.linear_weight_decay, seed=cfg.seed)
     online = None
     if module.probe is not None:
@@ -194,18 +192,17 @@ def _embedding_dim(module) -> int:
     return last.out_features
 
 
-def _baselines(cfg, info, train_split, test_split, size, device) -> dict:
+def _baselines(cfg: Config, knn, channels: int, size: int, device) -> dict:
     """kNN of a randomly initialised encoder of the same shape, and of raw pixels (small datasets)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 1)
-        rand = backbone_from_config(cfg, info.channels, size).to(device)
-    kw = dict(size=size, mean=info.mean, std=info.std, device=device)
-    ftr, ytr = extract_features(rand, train_split, **kw)
-    fte, yte = extract_features(rand, test_split, **kw)
-    keep = ytr >= 0
+        rand = backbone_from_config(cfg, channels, size).to(device)
     k, t = cfg.eval.knn_k, cfg.eval.knn_temperature
-    out = {"random_init_knn_top1": round(knn_accuracy(ftr[keep], ytr[keep], fte, yte, k, t), 4)}
-    if isinstance(train_split, TensorImages) and train_split.images[0].numel() <= 4096:
+    out = {"random_init_knn_top1": round(knn_accuracy(*knn.features_of(rand, device), k, t), 4)}
+    train, test = knn.train_data, knn.test_data
+    if isinstance(train, TensorImages) and train.images[0].numel() <= 4096:
+        keep = train.labels >= 0
         raw = lambda d: d.images.flatten(1).float().to(device)  # noqa: E731
-        out["raw_pixel_knn_top1"] = round(knn_accuracy(raw(train_split)[keep], ytr[keep], raw(test_split), yte, k, t), 4)
+        out["raw_pixel_knn_top1"] = round(knn_accuracy(raw(train)[keep], train.labels[keep].to(device), raw(test),
+                                                       test.labels.to(device), k, t), 4)
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from .convnet import ConvNet
-from .heads import HEAD_PRESETS, mlp
+from .heads import mlp
 from .resnet import ResNet
 
 BACKBONES = ("convnet", "resnet18", "resnet34", "resnet50")
@@ -31,4 +31,4 @@ def create_backbone(name: str, in_channels: int = 3, stem: str = "imagenet", wid
     raise ValueError(f"unknown backbone '{name}'; valid choices: {', '.join(BACKBONES)}, timm:<name>")
 
 
-__all__ = ["BACKBONES", "ConvNet", "ResNet", "HEAD_PRESETS", "create_backbone", "mlp"]
+__all__ = ["BACKBONES", "ConvNet", "ResNet", "create_backbone", "mlp"]

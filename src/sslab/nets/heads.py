@@ -3,14 +3,10 @@
 ``mlp(in, hidden, out, num_layers)`` stacks ``Linear -> BN -> ReLU`` for the hidden layers and a
 final ``Linear``; ``last_bn`` adds a BatchNorm after it (SimCLR v2 and SimSiam's projector; SimSiam
 uses ``affine=False`` there) and ``last_bias`` keeps or drops its bias (VICReg drops it).
-Presets reproduce the official heads:
-
-=============== ===================================================================
-``byol``        Linear(4096) BN ReLU Linear(256)                           (BYOL)
-``simclr``      Linear(2048) BN ReLU Linear(128) [BN in SimCLR v2]          (SimCLR)
-``simsiam``     3 layers of 2048, BN after every layer, last BN affine=False (SimSiam)
-``simsiam_pred`` Linear(512) BN ReLU Linear(2048)                           (SimSiam predictor)
-=============== ===================================================================
+The method presets (``sslab.methods.METHODS``) use it for the official heads: BYOL
+``Linear(4096) BN ReLU Linear(256)``; SimCLR ``Linear(2048) BN ReLU Linear(128)`` (+ BN in v2);
+SimSiam's projector, 3 layers of 2048 with BN after every layer (the last affine-free), and its
+bottleneck predictor ``Linear(512) BN ReLU Linear(2048)``.
 """
 
 from __future__ import annotations
@@ -44,11 +40,3 @@ def mlp(
     if last_bn:
         layers += [nn.BatchNorm1d(out_dim, affine=last_bn_affine)]
     return nn.Sequential(*layers)
-
-
-HEAD_PRESETS: dict[str, dict] = {
-    "byol": dict(hidden_dim=4096, out_dim=256, num_layers=2),
-    "simclr": dict(hidden_dim=2048, out_dim=128, num_layers=2),
-    "simsiam": dict(hidden_dim=2048, out_dim=2048, num_layers=3, last_bn=True, last_bn_affine=False),
-    "simsiam_pred": dict(hidden_dim=512, out_dim=2048, num_layers=2),
-}
