@@ -193,16 +193,22 @@ def _embedding_dim(module) -> int:
 
 
 def _baselines(cfg: Config, knn, channels: int, size: int, device) -> dict:
-    """kNN of a randomly initialised encoder of the same shape, and of raw pixels (small datasets)."""
+    """kNN (and linear, when ``eval.linear``) top-1 of a randomly initialised encoder of the same
+    shape, and of raw pixels for small images: what training has to beat."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed + 1)
         rand = backbone_from_config(cfg, channels, size).to(device)
-    k, t = cfg.eval.knn_k, cfg.eval.knn_temperature
-    out = {"random_init_knn_top1": round(knn_accuracy(*knn.features_of(rand, device), k, t), 4)}
+    candidates = {"random_init": knn.features_of(rand, device)}
     train, test = knn.train_data, knn.test_data
     if isinstance(train, TensorImages) and train.images[0].numel() <= 4096:
         keep = train.labels >= 0
         raw = lambda d: d.images.flatten(1).float().to(device)  # noqa: E731
-        out["raw_pixel_knn_top1"] = round(knn_accuracy(raw(train)[keep], train.labels[keep].to(device), raw(test),
-                                                       test.labels.to(device), k, t), 4)
+        candidates["raw_pixel"] = (raw(train)[keep], train.labels[keep].to(device), raw(test), test.labels.to(device))
+    e = cfg.eval
+    out = {}
+    for name, feats in candidates.items():
+        out[f"{name}_knn_top1"] = round(knn_accuracy(*feats, e.knn_k, e.knn_temperature), 4)
+        if e.linear:
+            out[f"{name}_linear_top1"] = round(linear_probe(*feats, e.linear_epochs, e.linear_lr, e.linear_weight_decay,
+                                                            seed=cfg.seed), 4)
     return out
