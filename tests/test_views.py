@@ -104,6 +104,20 @@ def test_hue_shift_full_turn_is_identity_and_half_turn_swaps_primaries():
     assert torch.allclose(cyan.flatten(), torch.tensor([0.0, 1.0, 1.0]), atol=1e-5)
 
 
+def test_hue_matches_colorsys_per_pixel():
+    import colorsys
+
+    x = torch.rand(3, 3, 4, 4, dtype=torch.float64)
+    shift = torch.tensor([0.1, -0.3, 0.45], dtype=torch.float64)
+    out = adjust_hue(x, shift)
+    for i in range(3):
+        for p in range(16):
+            rgb = x[i, :, p // 4, p % 4].tolist()
+            h, s_, v = colorsys.rgb_to_hsv(*rgb)
+            ref = colorsys.hsv_to_rgb((h + shift[i].item()) % 1.0, s_, v)
+            assert torch.allclose(out[i, :, p // 4, p % 4], torch.tensor(ref, dtype=torch.float64), atol=1e-9)
+
+
 def test_blur_preserves_constants_and_mean_and_smooths():
     const = torch.full((2, 3, 16, 16), 0.3)
     assert torch.allclose(gaussian_blur(const, torch.tensor([1.0, 2.0]), 9), const, atol=1e-6)
