@@ -1,0 +1,97 @@
+"""ImageFolder / ImageNet-100: ``root/<split>/<class>/<image>`` decoded lazily in DataLoader workers.
+
+Each worker decodes with Pillow, resizes the shorter side to ``load_size`` and centre-crops a
+``load_size`` square, returning uint8 ``(3, load_size, load_size)``; random resized crops and the
+other augmentations then run batched on the device (see :mod:`sslab.data.views`). Cropping the
+stored square first loses the borders of very wide images, the usual price of batched GPU
+augmentation (FFCV makes the same trade). An optional class-list file (one folder name per line)
+selects a subset of classes, e.g. the 100 ImageNet classes of ImageNet-100.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .datasets import DataError, DatasetInfo, register
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".JPEG")
+SPLIT_ALIASES = {"test": "val", "val": "val", "train": "train"}
+
+
+def read_class_list(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataError(f"class-list file {path} not found (one class folder name per line)")
+    names = [line.split()[0] for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    if not names:
+        raise DataError(f"class-list file {path} is empty")
+    return names
+
+
+class ImageFolderImages(Dataset):
+    """Images under ``folder/<class>/``: items are ``(uint8 (3, S, S), label, index)``."""
+
+    def __init__(self, folder: Path, load_size: int = 256, classes: list[str] | None = None) -> None:
+        if not folder.is_dir():
+            raise DataError(
+                f"image folder {folder} not found: arrange images as {folder}/<class>/<image> "
+                "(ImageNet: the train/ and val/ folders of ILSVRC2012 sorted by class)"
+            )
+        present = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        if classes is not None:
+            absent = [c for c in classes if c not in present]
+            if absent:
+                raise DataError(f"class '{absent[0]}' from the class list is not a folder of {folder}")
+        self.classes = classes if classes is not None else present
+        if not self.classes:
+            raise DataError(f"{folder} has no class sub-folders")
+        self.samples: list[tuple[Path, int]] = []
+        for label, name in enumerate(self.classes):
+            files = sorted(p for p in (folder / name).rglob("*") if p.suffix in IMAGE_EXTENSIONS or p.suffix.lower() in IMAGE_EXTENSIONS)
+            self.samples.extend((p, label) for p in files)
+        if not self.samples:
+            raise DataError(f"{folder} has class folders but no images with extensions {', '.join(IMAGE_EXTENSIONS[:5])}...")
+        self.labels = torch.tensor([y for _, y in self.samples], dtype=torch.long)
+        self.load_size = load_size
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def decode(self, path: Path) -> torch.Tensor:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                w, h = im.size
+                s = self.load_size / min(w, h)
+                nw, nh = max(self.load_size, round(w * s)), max(self.load_size, round(h * s))
+                im = im.resize((nw, nh), Image.BILINEAR)
+                left, top = (nw - self.load_size) // 2, (nh - self.load_size) // 2
+                im = im.crop((left, top, left + self.load_size, top + self.load_size))
+                arr = np.asarray(im, dtype=np.uint8)
+        except (OSError, ValueError) as e:
+            raise DataError(f"cannot decode image {path}: {e}") from None
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        path, label = self.samples[index]
+        return self.decode(path), label, index
+
+
+def load_imagefolder(
+    split: str, root: Path, classes_file: str | None = None, load_size: int = 256
+) -> ImageFolderImages:
+    """``split`` is ``train`` or ``val`` (``test`` is an alias of ``val``) under ``root``."""
+    classes = read_class_list(Path(classes_file)) if classes_file else None
+    return ImageFolderImages(root / SPLIT_ALIASES[split], load_size=load_size, classes=classes)
+
+
+register(DatasetInfo(
+    "imagefolder", load_imagefolder, ("train", "val", "test"), "train", "train", "val", 224, 3,
+    (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
+    "root/train/<class>/*, root/val/<class>/*; classes_file= selects a subset (ImageNet-100)",
+))

@@ -1,0 +1,80 @@
+"""Mini-batches of an in-memory uint8 dataset, shuffled on the device, no worker processes.
+
+The epoch's order is a permutation drawn from ``(seed, epoch)`` alone, so a run resumed at an
+epoch boundary visits exactly the batches an uninterrupted run would. Under DDP each rank takes
+every ``world``-th batch-sized slice of the same permutation, so the global batch is the union of
+the ranks' batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from .datasets import TensorImages
+
+
+def seeded_generator(device: torch.device | str, *keys: int) -> torch.Generator:
+    """A generator on ``device`` seeded by a deterministic mix of integer ``keys``."""
+    seed = 0x9E3779B97F4A7C15
+    for k in keys:
+        seed = (seed * 6364136223846793005 + int(k) + 1442695040888963407) % (1 << 63)
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+class _EpochSampler:
+    """What Lightning calls ``set_epoch`` on at the start of each epoch."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+class TensorBatches:
+    """Iterate shuffled batches ``(images uint8, labels, indices)`` of a :class:`TensorImages`.
+
+    ``batch_size`` is per rank; the last incomplete batch is dropped (``drop_last``), as every
+    SSL recipe does, so batch statistics never see a tiny batch.
+    """
+
+    def __init__(
+        self,
+        data: TensorImages,
+        batch_size: int,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world: int = 1,
+        drop_last: bool = True,
+    ) -> None:
+        n_global = batch_size * world
+        if len(data) < n_global:
+            raise ValueError(f"batch_size {batch_size} x {world} rank(s) exceeds the {len(data)} images of the dataset")
+        self.images, self.labels = data.images, data.labels
+        self.to(device)
+        self.batch_size, self.seed, self.rank, self.world, self.drop_last = batch_size, seed, rank, world, drop_last
+        self.sampler = _EpochSampler()
+
+    def to(self, device: torch.device | str) -> TensorBatches:
+        """Move the whole dataset to ``device`` once (the engine calls this with the training device)."""
+        self.images, self.labels = self.images.to(device), self.labels.to(device)
+        return self
+
+    def __len__(self) -> int:
+        n = len(self.labels) // (self.batch_size * self.world)
+        if not self.drop_last and len(self.labels) % (self.batch_size * self.world):
+            n += 1
+        return n
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        g = seeded_generator("cpu", self.seed, self.sampler.epoch)
+        order = torch.randperm(len(self.labels), generator=g).to(self.images.device)
+        step = self.batch_size * self.world
+        for b in range(len(self)):
+            idx = order[b * step : (b + 1) * step][self.rank :: self.world]
+            yield self.images[idx], self.labels[idx], idx
