@@ -58,6 +58,17 @@ def test_config_layers_and_routing():
         resolve("nope", [])
 
 
+def test_yaml_config_file_and_bad_yaml(tmp_path):
+    good = tmp_path / "exp.yaml"
+    good.write_text("method: simsiam\nepochs: 3\noptim: {lr: 0.01}\npred_hidden_dim: 64\n")
+    cfg = resolve(str(good), ["epochs=4"])
+    assert (cfg.method, cfg.epochs, cfg.optim.lr, cfg.method_args["pred_hidden_dim"]) == ("simsiam", 4, 0.01, 64)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        resolve(str(bad), [])
+
+
 def test_atomic_save_keeps_old_file_on_failure(tmp_path):
     p = tmp_path / "c.ckpt"
     atomic_save({"state_dict": {"w": torch.ones(2)}}, p)
@@ -162,3 +173,14 @@ def test_list_shows_everything():
     for name in ("simclr", "byol", "simsiam", "mnist5k", "digits", "cifar10", "cifar100", "stl10", "imagefolder",
                  "resnet18", "resnet50", "convnet", "byol_mnist5k"):
         assert name in r.stdout
+
+
+def test_two_process_cpu_ddp_training_runs(tmp_path):
+    """Lightning DDP on two CPU processes (gloo): each rank takes half of every global batch."""
+    out = tmp_path / "ddp"
+    r = run_cli("train", *TINY, "epochs=1", "accelerator=cpu", "devices=2", "strategy=ddp", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["devices"] == 2 and summary["batch_size"] == 128
+    assert summary["steps"] == 1437 // 128  # digits train split / global batch
+    assert safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == summary["steps"]

@@ -85,8 +85,9 @@ class EpochReport(pl.Callback):
         steps = trainer.global_step - self._s0
         self.train_seconds += dt
         self.steps += steps
+        # every rank reads the metrics: under DDP reading them is a collective (an all-reduce)
+        loss = trainer.callback_metrics.get("train/loss_epoch")
         if trainer.is_global_zero:
-            loss = trainer.callback_metrics.get("train/loss_epoch")
             knn = f"  knn {self.knn.last:.4f}" if self.knn is not None and self.knn.last is not None else ""
             ips = steps * self.global_batch / max(dt, 1e-9)
             self.console.print(
