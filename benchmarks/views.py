@@ -47,9 +47,10 @@ def main() -> None:
         x = torch.randint(0, 256, (batch, ch, size, size), dtype=torch.uint8, device=args.device)
         pipe = view_pipeline(name, res, mean=(0.5,) * ch, std=(0.25,) * ch)
         g = torch.Generator(device=args.device).manual_seed(0)
-        batched = timed(lambda: pipe(x, g), args.repeats, args.device)
-        loop_n = min(batch, 64)
-        looped = timed(lambda: [pipe(x[i : i + 1], g) for i in range(loop_n)], 1, args.device) * batch / loop_n
+        loop_n = min(batch, 64)  # the per-image loop is timed on up to 64 images and scaled
+        batched = timed(lambda p=pipe, x=x, g=g: p(x, g), args.repeats, args.device)
+        looped = timed(lambda p=pipe, x=x, g=g, n=loop_n: [p(x[i : i + 1], g) for i in range(n)], 1, args.device)
+        looped *= batch / loop_n
         rows.append({"pipeline": name, "resolution": res, "size": size, "batch": batch, "views": pipe.num_views,
                      "batched_images_per_s": batch / batched, "per_image_images_per_s": batch / looped,
                      "speedup": looped / batched})

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from .datasets import DataError, DatasetInfo, register
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".JPEG")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")  # any letter case
 SPLIT_ALIASES = {"test": "val", "val": "val", "train": "train"}
 
 
@@ -50,7 +50,7 @@ class ImageFolderImages(Dataset):
             raise DataError(f"{folder} has no class sub-folders")
         self.samples: list[tuple[Path, int]] = []
         for label, name in enumerate(self.classes):
-            files = sorted(p for p in (folder / name).rglob("*") if p.suffix in IMAGE_EXTENSIONS or p.suffix.lower() in IMAGE_EXTENSIONS)
+            files = sorted(p for p in (folder / name).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
             self.samples.extend((p, label) for p in files)
         if not self.samples:
             raise DataError(f"{folder} has class folders but no images with extensions {', '.join(IMAGE_EXTENSIONS[:5])}...")
