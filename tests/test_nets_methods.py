@@ -79,7 +79,7 @@ def test_optimizer_unknown_name():
 
 def small(method, **kw):
     args = dict(proj_hidden_dim=32, proj_dim=16)
-    if method != "simclr":
+    if method in ("byol", "simsiam"):
         args["pred_hidden_dim"] = 32
     args.update(kw)
     return build_method(method, create_backbone("convnet", in_channels=1, width=0.25), **args)
@@ -101,7 +101,7 @@ def test_byol_ema_update_and_simsiam_has_no_target():
 
 def test_methods_forward_backward_and_symmetric_loss():
     views = [torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28)]
-    for name in ("simclr", "byol", "simsiam"):
+    for name in ("simclr", "byol", "simsiam", "barlow_twins", "vicreg", "center"):
         m = small(name)
         out = m(views)
         assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
@@ -119,5 +119,23 @@ def test_methods_forward_backward_and_symmetric_loss():
 def test_unknown_method_option():
     with pytest.raises(ValueError, match="unknown option 'temprature'.*temperature"):
         small("simclr", temprature=0.1)
-    with pytest.raises(ValueError, match="valid choices: byol, simclr, simsiam"):
+    with pytest.raises(ValueError, match="valid choices: .*byol.*simclr.*simsiam"):
         build_method("simclr2", create_backbone("convnet"))
+
+
+def test_dimension_contrastive_uses_the_chosen_loss_and_center_method_terms():
+    from sslab.losses import barlow_twins, center_penalty, vicreg
+
+    views = [torch.randn(16, 1, 28, 28), torch.randn(16, 1, 28, 28)]
+    for name, fn in (("barlow_twins", lambda a, b: barlow_twins(a, b, lambd=0.0051)), ("vicreg", vicreg)):
+        m = small(name).eval()
+        out = m(views)
+        assert torch.allclose(out["loss"], fn(*out["embeddings"]), atol=1e-6)
+        assert isinstance(m.projector[-1], nn.Linear) and m.projector[-1].bias is None  # official last layer
+    m = small("center", center_weight=2.0).eval()
+    out = m(views)
+    z1, z2 = out["embeddings"]
+    cos = torch.nn.functional.cosine_similarity(z1, z2).mean()
+    assert torch.allclose(out["loss"], -cos + 2.0 * center_penalty(torch.cat([z1, z2])), atol=1e-6)
+    with pytest.raises(ValueError, match="valid choices: barlow_twins, vicreg"):
+        small("barlow_twins", loss="mse")

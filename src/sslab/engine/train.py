@@ -33,7 +33,8 @@ SUMMARY_KEYS = ("method", "dataset", "backbone", "epochs", "steps", "wall_second
                 "knn_top1", "linear_top1", "final_loss")
 
 #: the view pipeline each method uses by default
-METHOD_VIEWS = {"simclr": "simclr", "byol": "byol", "simsiam": "byol"}
+METHOD_VIEWS = {"simclr": "simclr", "byol": "byol", "simsiam": "byol", "barlow_twins": "byol", "vicreg": "vicreg",
+                "center": "simclr"}
 
 
 def resolve_backbone(cfg: Config, channels: int, size: int) -> tuple[str, str]:

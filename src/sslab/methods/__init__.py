@@ -12,7 +12,9 @@ from torch import nn
 
 from .asymmetric import AsymmetricSiamese, cosine_momentum
 from .base import SSLMethod
+from .center import CenterVector
 from .contrastive import SimCLR
+from .dimension import DimensionContrastive
 
 #: name -> (family, class, preset kwargs, one-line description)
 METHODS: dict[str, tuple[str, type[SSLMethod], dict, str]] = {
@@ -23,6 +25,12 @@ METHODS: dict[str, tuple[str, type[SSLMethod], dict, str]] = {
                 {"momentum": 0.0, "momentum_final": 0.0, "proj_layers": 3, "proj_last_bn": True,
                  "proj_hidden_dim": 2048, "proj_dim": 2048, "pred_hidden_dim": 512},
                 "SimSiam, stop-gradient without EMA (Chen & He 2021)"),
+    "barlow_twins": ("dimension-contrastive", DimensionContrastive, {"loss": "barlow_twins"},
+                     "Barlow Twins, cross-correlation to identity (Zbontar et al. 2021)"),
+    "vicreg": ("dimension-contrastive", DimensionContrastive, {"loss": "vicreg"},
+               "VICReg, variance-invariance-covariance (Bardes et al. 2022)"),
+    "center": ("explicit center", CenterVector, {},
+               "alignment + penalty on the center vector ‖E_x z‖² (Jha et al. 2024)"),
 }
 
 
@@ -51,4 +59,7 @@ def build_method(name: str, backbone: nn.Module, **overrides) -> SSLMethod:
     return cls(backbone, **{**preset, **overrides})
 
 
-__all__ = ["METHODS", "AsymmetricSiamese", "SSLMethod", "SimCLR", "build_method", "cosine_momentum", "method_arguments"]
+__all__ = [
+    "METHODS", "AsymmetricSiamese", "CenterVector", "DimensionContrastive", "SSLMethod", "SimCLR", "build_method",
+    "cosine_momentum", "method_arguments",
+]
