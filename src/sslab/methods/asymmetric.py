@@ -73,8 +73,7 @@ class AsymmetricSiamese(SSLMethod):
 
     def forward(self, views: list[torch.Tensor]) -> dict:
         v1, v2 = views[:2]
-        feats = [self.backbone(v1), self.backbone(v2)]
-        z = [self.projector(f) for f in feats]
+        feats, z = self.embed_views(views)
         p = [self.predictor(zi) for zi in z]
         if self.uses_ema:
             with torch.no_grad():

@@ -33,6 +33,11 @@ class SSLMethod(nn.Module):
     def after_step(self, step: int, total_steps: int) -> None:
         """Hook after each optimiser step; ``step`` counts completed steps (1-based)."""
 
+    def embed_views(self, views: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Backbone features and projections (``self.projector``) of the two global views, one network."""
+        feats = [self.backbone(v) for v in views[:2]]
+        return feats, [self.projector(f) for f in feats]
+
     def parameter_groups(self) -> list[dict]:
         """Optimiser parameter groups; override to give parts their own settings (e.g. a predictor)."""
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]

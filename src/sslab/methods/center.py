@@ -41,8 +41,7 @@ class CenterVector(SSLMethod):
         self.center_weight = center_weight
 
     def forward(self, views: list[torch.Tensor]) -> dict:
-        feats = [self.backbone(v) for v in views[:2]]
-        z = [self.projector(f) for f in feats]
+        feats, z = self.embed_views(views)
         alignment = F.cosine_similarity(z[0], z[1], dim=1).mean()
         center = center_penalty(torch.cat(z))
         loss = -alignment + self.center_weight * center

@@ -35,6 +35,5 @@ class SimCLR(SSLMethod):
         self.temperature = temperature
 
     def forward(self, views: list[torch.Tensor]) -> dict:
-        feats = [self.backbone(v) for v in views[:2]]
-        z = [self.projector(f) for f in feats]
+        feats, z = self.embed_views(views)
         return {"loss": info_nce(z[0], z[1], self.temperature), "features": feats[0], "embeddings": z}

@@ -42,8 +42,7 @@ class DimensionContrastive(SSLMethod):
         self.lambd, self.sim_coeff, self.std_coeff, self.cov_coeff = lambd, sim_coeff, std_coeff, cov_coeff
 
     def forward(self, views: list[torch.Tensor]) -> dict:
-        feats = [self.backbone(v) for v in views[:2]]
-        z = [self.projector(f) for f in feats]
+        feats, z = self.embed_views(views)
         if self.loss_name == "barlow_twins":
             loss = barlow_twins(z[0], z[1], lambd=self.lambd)
         else:
