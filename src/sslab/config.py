@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import MISSING, OmegaConf  # noqa: F401
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 RECIPE_DIR = Path(__file__).parent / "recipes"

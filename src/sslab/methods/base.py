@@ -8,11 +8,13 @@ after each optimiser step (EMA targets, closed-form predictors, queues). No Ligh
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import nn
 
 
-class SSLMethod(nn.Module):
+class SSLMethod(nn.Module, ABC):
     """Base class: holds the ``backbone`` whose features are evaluated."""
 
     #: views the method consumes (global crops first); the engine builds this many
@@ -26,8 +28,9 @@ class SSLMethod(nn.Module):
     def feature_dim(self) -> int:
         return int(self.backbone.out_dim)
 
-    def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor | list[torch.Tensor]]:  # pragma: no cover
-        raise NotImplementedError(f"{type(self).__name__} must implement forward(views)")
+    @abstractmethod
+    def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """The method's loss and tensors for one batch of views."""
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
