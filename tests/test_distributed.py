@@ -19,6 +19,8 @@ LOSSES = {
     "barlow_twins": losses.barlow_twins,
     "vicreg": losses.vicreg,
     "center_penalty": lambda a, b: losses.center_penalty(torch.cat([a, b])),
+    "dcl_sq": lambda a, b: losses.info_nce(a, b, temperature=0.3, negatives="sq", decoupled=True),
+    "spectral_contrastive": losses.spectral_contrastive,
 }
 
 

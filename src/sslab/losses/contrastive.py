@@ -7,8 +7,17 @@ import torch.nn.functional as F
 
 from .distributed import gather, rank
 
+NEGATIVE_TRANSFORMS = ("none", "abs", "sq")
 
-def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, gather_distributed: bool = True) -> torch.Tensor:
+
+def info_nce(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float = 0.5,
+    gather_distributed: bool = True,
+    negatives: str = "none",
+    decoupled: bool = False,
+) -> torch.Tensor:
     r"""NT-Xent / InfoNCE of SimCLR (Chen et al. 2020, Eqn 1), averaged over the 2N anchors.
 
     With :math:`u = z/\|z\|` for the 2N embeddings of both views, each anchor *i* with positive
@@ -16,14 +25,20 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, gathe
 
     .. math:: \ell_i = -\log \frac{\exp(u_i^\top u_{p(i)}/\tau)}{\sum_{k \ne i} \exp(u_i^\top u_k/\tau)}
 
-    and the loss is :math:`\frac{1}{2N}\sum_i \ell_i` -- the official SimCLR normalisation
-    (``tf.losses.softmax_cross_entropy`` over both directions, each averaged over its N anchors,
-    summed and halved here, i.e. a mean over 2N anchors). Under DDP the candidates
-    :math:`k` come from every rank (``gather_distributed``), the anchors from this rank only,
-    with the positives found at this rank's offset (solo-learn issue #206).
+    and the loss is :math:`\frac{1}{2N}\sum_i \ell_i`, the NT-Xent normalisation of solo-learn and
+    LightlySSL (the official SimCLR code sums the two directions, each a mean over N anchors: twice
+    this value). Under DDP the candidates *k* come from every rank (``gather_distributed``), the
+    anchors from this rank only, with the positives at this rank's offset (solo-learn issue #206).
+
+    Variants of Garrido et al. 2023 (Prop. 3.2): ``negatives="abs"`` / ``"sq"`` replace the negative
+    cosines by their absolute value / square (SimCLR-abs / -sq; applied to negatives only, the
+    spec's recommendation since the supplementary is NOT FOUND). ``decoupled=True`` drops the
+    positive from the denominator: DCL (Yeh et al. 2022).
 
     ``z1``, ``z2``: ``(N, D)`` embeddings of the two views (row i of each is the same image).
     """
+    if negatives not in NEGATIVE_TRANSFORMS:
+        raise ValueError(f"unknown negatives transform '{negatives}'; valid choices: {', '.join(NEGATIVE_TRANSFORMS)}")
     u1, u2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
     n = u1.shape[0]
     a1, a2 = (gather(u1), gather(u2)) if gather_distributed else (u1, u2)
@@ -31,9 +46,38 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5, gathe
     candidates = torch.cat([a1, a2], 0)  # (2M, D), M = global batch
     m = a1.shape[0]
     anchors = torch.cat([u1, u2], 0)  # (2N, D)
-    logits = anchors @ candidates.T / temperature
+    sim = anchors @ candidates.T
+    rows = torch.arange(2 * n, device=z1.device)
     local = torch.arange(n, device=z1.device) + offset
     self_idx = torch.cat([local, local + m])
     pos_idx = torch.cat([local + m, local])
-    logits[torch.arange(2 * n, device=z1.device), self_idx] = float("-inf")  # exclude k == i
+    positive = sim[rows, pos_idx]
+    if negatives == "abs":
+        sim = sim.abs()
+    elif negatives == "sq":
+        sim = sim.pow(2)
+    logits = sim / temperature
+    logits[rows, self_idx] = float("-inf")  # k != i
+    if decoupled:
+        logits[rows, pos_idx] = float("-inf")  # DCL: negatives only in the denominator
+        return (torch.logsumexp(logits, 1) - positive / temperature).mean()
+    logits[rows, pos_idx] = positive / temperature  # the positive keeps its raw cosine
     return F.cross_entropy(logits, pos_idx)
+
+
+def spectral_contrastive(z1: torch.Tensor, z2: torch.Tensor, gather_distributed: bool = True) -> torch.Tensor:
+    r"""Spectral contrastive loss (HaoChen et al. 2021): :math:`-2\,E[z^\top z^+] + E[(z^\top z^-)^2]`.
+
+    Positives are the N pairs (z1_i, z2_i); negatives every cross-view pair (z1_i, z2_j), j ≠ i, of
+    the (gathered) batch. Embeddings are used as given (the paper projects them on a ball of
+    radius √μ, which is the caller's normalisation).
+    """
+    n = z1.shape[0]
+    b2 = gather(z2) if gather_distributed else z2
+    offset = rank() * n if gather_distributed else 0
+    cross = z1 @ b2.T  # (N, M)
+    idx = torch.arange(n, device=z1.device)
+    positive = cross[idx, idx + offset]
+    mask = torch.ones_like(cross, dtype=torch.bool)
+    mask[idx, idx + offset] = False
+    return -2 * positive.mean() + cross[mask].pow(2).mean()
