@@ -101,7 +101,8 @@ def test_byol_ema_update_and_simsiam_has_no_target():
 
 def test_methods_forward_backward_and_symmetric_loss():
     views = [torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28)]
-    for name in ("simclr", "byol", "simsiam", "barlow_twins", "vicreg", "center"):
+    for name in ("simclr", "simclr_abs", "simclr_sq", "dcl", "spectral_contrastive", "byol", "simsiam", "barlow_twins",
+                 "vicreg", "center"):
         m = small(name)
         out = m(views)
         assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
@@ -139,3 +140,19 @@ def test_dimension_contrastive_uses_the_chosen_loss_and_center_method_terms():
     assert torch.allclose(out["loss"], -cos + 2.0 * center_penalty(torch.cat([z1, z2])), atol=1e-6)
     with pytest.raises(ValueError, match="valid choices: barlow_twins, vicreg"):
         small("barlow_twins", loss="mse")
+
+
+def test_simclr_presets_use_their_loss_variant():
+    from sslab.losses import info_nce, spectral_contrastive
+
+    views = [torch.randn(8, 1, 28, 28), torch.randn(8, 1, 28, 28)]
+    cases = {"simclr_abs": dict(negatives="abs"), "simclr_sq": dict(negatives="sq"), "dcl": dict(decoupled=True)}
+    for name, kw in cases.items():
+        m = small(name).eval()
+        out = m(views)
+        assert torch.allclose(out["loss"], info_nce(*out["embeddings"], 0.5, **kw), atol=1e-6)
+        if name != "simclr_abs":  # at random init all cosines may be positive, where abs changes nothing
+            assert not torch.allclose(out["loss"], info_nce(*out["embeddings"], 0.5), atol=1e-6)
+    m = small("spectral_contrastive").eval()
+    out = m(views)
+    assert torch.allclose(out["loss"], spectral_contrastive(*out["embeddings"]), atol=1e-6)

@@ -33,7 +33,8 @@ SUMMARY_KEYS = ("method", "dataset", "backbone", "epochs", "steps", "wall_second
                 "knn_top1", "linear_top1", "final_loss")
 
 #: the view pipeline each method uses by default
-METHOD_VIEWS = {"simclr": "simclr", "byol": "byol", "simsiam": "byol", "barlow_twins": "byol", "vicreg": "vicreg",
+METHOD_VIEWS = {"simclr": "simclr", "simclr_abs": "simclr", "simclr_sq": "simclr", "dcl": "simclr",
+                "spectral_contrastive": "simclr", "byol": "byol", "simsiam": "byol", "barlow_twins": "byol", "vicreg": "vicreg",
                 "center": "simclr"}
 
 

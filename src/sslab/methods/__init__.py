@@ -19,6 +19,14 @@ from .dimension import DimensionContrastive
 #: name -> (family, class, preset kwargs, one-line description)
 METHODS: dict[str, tuple[str, type[SSLMethod], dict, str]] = {
     "simclr": ("sample-contrastive", SimCLR, {}, "SimCLR, InfoNCE over the batch (Chen et al. 2020)"),
+    "simclr_abs": ("sample-contrastive", SimCLR, {"negatives": "abs"},
+                   "SimCLR with |cos| of the negatives (Garrido et al. 2023)"),
+    "simclr_sq": ("sample-contrastive", SimCLR, {"negatives": "sq"},
+                  "SimCLR with squared cosines of the negatives (Garrido et al. 2023)"),
+    "dcl": ("sample-contrastive", SimCLR, {"decoupled": True},
+            "decoupled contrastive learning, positive out of the denominator (Yeh et al. 2022)"),
+    "spectral_contrastive": ("sample-contrastive", SimCLR, {"loss": "spectral"},
+                             "spectral contrastive loss -2E[zᵀz⁺] + E[(zᵀz⁻)²] (HaoChen et al. 2021)"),
     "byol": ("asymmetric", AsymmetricSiamese, {"momentum": 0.996, "momentum_final": 1.0},
              "BYOL, EMA target + MLP predictor (Grill et al. 2020)"),
     "simsiam": ("asymmetric", AsymmetricSiamese,

@@ -1,6 +1,8 @@
 """Sample-contrastive methods: repulsion between samples keeps the embeddings apart.
 
 SimCLR (Chen et al. 2020): two views through one encoder + projector, InfoNCE over the batch.
+Its variants differ only in the loss and are presets of the same class: SimCLR-abs / -sq
+(Garrido et al. 2023), DCL (Yeh et al. 2022) and the spectral contrastive loss (HaoChen et al. 2021).
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..losses import info_nce
+from ..losses import info_nce, spectral_contrastive
 from ..nets import mlp
 from .base import SSLMethod
 
@@ -19,6 +21,8 @@ class SimCLR(SSLMethod):
     Defaults follow the official SimCLR: a 2-layer projector (hidden 2048, output 128), τ = 0.5
     for CIFAR-size batches (the paper's Table 5 ablation; 0.1-0.2 at ImageNet batch 4096).
     ``proj_last_bn`` adds the SimCLR v2 BatchNorm after the last projector layer.
+    ``negatives`` (``none|abs|sq``) and ``decoupled`` select the InfoNCE variants;
+    ``loss="spectral"`` the spectral contrastive loss on the raw projections.
     """
 
     def __init__(
@@ -29,11 +33,20 @@ class SimCLR(SSLMethod):
         proj_layers: int = 2,
         proj_last_bn: bool = False,
         temperature: float = 0.5,
+        negatives: str = "none",
+        decoupled: bool = False,
+        loss: str = "info_nce",
     ) -> None:
         super().__init__(backbone)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, last_bn=proj_last_bn)
-        self.temperature = temperature
+        if loss not in ("info_nce", "spectral"):
+            raise ValueError(f"unknown loss '{loss}'; valid choices: info_nce, spectral")
+        self.temperature, self.negatives, self.decoupled, self.loss = temperature, negatives, decoupled, loss
 
     def forward(self, views: list[torch.Tensor]) -> dict:
         feats, z = self.embed_views(views)
-        return {"loss": info_nce(z[0], z[1], self.temperature), "features": feats[0], "embeddings": z}
+        if self.loss == "spectral":
+            loss = spectral_contrastive(z[0], z[1])
+        else:
+            loss = info_nce(z[0], z[1], self.temperature, negatives=self.negatives, decoupled=self.decoupled)
+        return {"loss": loss, "features": feats[0], "embeddings": z}
