@@ -151,13 +151,16 @@ def _route(flat: dict[str, Any], method_keys: set[str]) -> dict[str, Any]:
     return tree
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(d: dict[str, Any]) -> dict[str, Any]:
+    """Recipe mapping -> override keys: ``optim``/``eval`` sections dotted, ``method_args`` unnested."""
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict) and k in ("optim", "eval", "method_args") and not prefix:
-            out.update({f"{k}.{kk}" if k != "method_args" else kk: vv for kk, vv in v.items()})
+        if isinstance(v, dict) and k in ("optim", "eval"):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        elif isinstance(v, dict) and k == "method_args":
+            out.update(v)
         else:
-            out[prefix + k] = v
+            out[k] = v
     return out
 
 

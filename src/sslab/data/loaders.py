@@ -1,9 +1,9 @@
 """Mini-batches of an in-memory uint8 dataset, shuffled on the device, no worker processes.
 
 The epoch's order is a permutation drawn from ``(seed, epoch)`` alone, so a run resumed at an
-epoch boundary visits exactly the batches an uninterrupted run would. Under DDP each rank takes
-every ``world``-th batch-sized slice of the same permutation, so the global batch is the union of
-the ranks' batches.
+epoch boundary visits exactly the batches an uninterrupted run would. Under DDP every rank cuts
+the same permutation into global batches of ``batch_size x world`` images and takes every
+``world``-th image of each, so the global batch is the union of the ranks' batches.
 """
 
 from __future__ import annotations
