@@ -21,6 +21,13 @@ LOSSES = {
     "center_penalty": lambda a, b: losses.center_penalty(torch.cat([a, b])),
     "dcl_sq": lambda a, b: losses.info_nce(a, b, temperature=0.3, negatives="sq", decoupled=True),
     "spectral_contrastive": losses.spectral_contrastive,
+    "momentum_contrast": lambda a, b: losses.momentum_contrast(a, b, 0.3) + losses.momentum_contrast(b, a, 0.3),
+    "vicreg_exp": lambda a, b: losses.vicreg_exp(a, b, temperature=0.5),
+    "vicreg_ctr": lambda a, b: losses.vicreg_exp(a, b, temperature=0.5, transpose=True),
+    "simclr_b": lambda a, b: losses.info_nce(losses.standardize_dimensions(a), losses.standardize_dimensions(b), 0.3,
+                                             normalize=False),
+    "w_mse": lambda a, b: losses.w_mse(a[:, :3], b[:, :3]),
+    "swav": lambda a, b: losses.swav([a, b], temperature=0.5, epsilon=0.5),
 }
 
 

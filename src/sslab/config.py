@@ -41,6 +41,8 @@ class OptimConfig:
     final_lr_ratio: float = 0.0  # cosine decays to lr * final_lr_ratio
     exclude_bias_norm: bool = True  # no weight decay / LARS adaptation on biases and norms
     probe_lr: float = 1e-2  # the online linear probe (its own parameter group, no weight decay)
+    clip_grad: float = 0.0  # > 0: clip each parameter's gradient norm to this (DINO: 3.0)
+    weight_decay_end: float | None = None  # cosine schedule of the weight decay to this value (DINO: 0.04 -> 0.4)
 
 
 @dataclass

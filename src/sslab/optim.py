@@ -79,8 +79,10 @@ def build_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     exclude_bias_norm: bool = True,
 ) -> torch.optim.Optimizer:
-    """``name`` in :data:`OPTIMIZERS`; ``groups`` are parameter groups (a group may set its own ``lr``)."""
-    groups = split_decay(groups, exclude_bias_norm)
+    """``name`` in :data:`OPTIMIZERS`; ``groups`` are parameter groups. A group may set its own
+    ``lr``, or ``lr_scale`` (its learning rate relative to ``lr``: a predictor's α_p)."""
+    groups = [{**{k: v for k, v in g.items() if k != "lr_scale"}, "lr": lr * g["lr_scale"]} if "lr_scale" in g else g
+              for g in split_decay(groups, exclude_bias_norm)]
     if name == "sgd":
         groups = [{k: v for k, v in g.items() if k != "lars_exclude"} for g in groups]
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)

@@ -1,9 +1,10 @@
-"""Named view pipelines: the SimCLR, BYOL, VICReg and DINO augmentations at four resolutions.
+"""Named view pipelines: the SimCLR, BYOL, VICReg, DINO and SwAV augmentations at four resolutions.
 
 ImageNet settings follow the official code: SimCLR (colour jitter strength 1.0 =
 ``(0.8, 0.8, 0.8, 0.2)``, blur p=0.5), BYOL (``(0.4, 0.4, 0.2, 0.1)``, asymmetric blur 1.0/0.1 and
 solarisation 0/0.2), VICReg (the BYOL pipeline; `main_vicreg.py` uses the same probabilities) and
-DINO (global crops scale (0.4, 1), eight 96-px local crops at scale (0.05, 0.4)). CIFAR
+DINO (global crops scale (0.4, 1), eight 96-px local crops at scale (0.05, 0.4)), SwAV (SimCLR's
+colour distortion, global crops at (0.14, 1), six 96-px local crops at (0.05, 0.14)). CIFAR
 drops the blur (32 px is too small for it; solo-learn's CIFAR recipes do the same) and STL uses
 the ImageNet pipeline at 96 px. MNIST is grayscale and chiral: no flip, no hue/saturation/grayscale,
 crops of at least 30% of the digit, brightness/contrast jitter, a light blur and no solarisation -- settings of
@@ -16,7 +17,7 @@ from dataclasses import replace
 
 from .views import ViewPipeline, ViewSpec
 
-PIPELINES = ("simclr", "byol", "vicreg", "dino")
+PIPELINES = ("simclr", "byol", "vicreg", "dino", "swav")
 RESOLUTIONS = ("mnist", "cifar", "stl", "imagenet")
 SIZES = {"mnist": 28, "cifar": 32, "stl": 96, "imagenet": 224}
 
@@ -53,10 +54,18 @@ def view_pipeline(
         # turns the strokes black and leaves an outline, destroying what is to be learned
         base = replace(base, blur_p=0.5, blur_sigma=(0.1, 1.0))
         blur = False
-    if name == "simclr":
+    local_size = {"imagenet": 96, "stl": 48, "cifar": 16, "mnist": 14}[resolution]
+    default_locals = 0 if resolution in ("mnist", "cifar") else (6 if name == "swav" else 8)
+    n_local = local_crops if local_crops is not None else default_locals
+    if name in ("simclr", "swav"):
         spec = replace(base, brightness=0.8, contrast=0.8, saturation=0.8 * (base.saturation > 0), hue=0.2 * (base.hue > 0))
         spec = replace(spec, blur_p=0.5) if blur else spec
-        return ViewPipeline((replace(spec, n=2),), name=name)
+        if name == "simclr":
+            return ViewPipeline((replace(spec, n=2),), name=name)
+        # SwAV multi-crop: 2 global crops at scale (0.14, 1), local ones at (0.05, 0.14) (main_swav.py)
+        g = replace(spec, n=2, scale=(0.14, 1.0) if resolution != "mnist" else base.scale)
+        local_scale = (0.05, 0.14) if resolution != "mnist" else (0.2, 0.5)
+        return ViewPipeline((g,), name=name).with_local_crops(n_local, size=local_size, scale=local_scale, blur_p=spec.blur_p)
     if name in ("byol", "vicreg"):
         v1 = replace(base, blur_p=1.0) if blur else base
         v2 = replace(base, blur_p=0.1, solarize_p=0.2) if blur else replace(base, solarize_p=0.2 * (resolution != "mnist"))
@@ -66,7 +75,5 @@ def view_pipeline(
     v1 = replace(base, scale=g_scale, blur_p=1.0 if blur else base.blur_p)
     v2 = replace(base, scale=g_scale, blur_p=0.1 if blur else base.blur_p, solarize_p=0.2 * (resolution != "mnist"))
     pipe = ViewPipeline((v1, v2), name=name)
-    n_local = local_crops if local_crops is not None else (8 if resolution in ("stl", "imagenet") else 0)
-    local_size = {"imagenet": 96, "stl": 48, "cifar": 16, "mnist": 14}[resolution]
     local_scale = (0.05, 0.4) if resolution != "mnist" else (0.2, 0.5)
     return pipe.with_local_crops(n_local, size=local_size, scale=local_scale, blur_p=0.5 if blur else base.blur_p)

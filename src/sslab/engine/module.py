@@ -51,6 +51,7 @@ class SSLModule(pl.LightningModule):
         self.seed = seed
         self.channels_last = channels_last
         self.kill_at_step = kill_at_step
+        method.configure_schedule(steps_per_epoch, self.total_steps)
 
     def make_views(self, images: torch.Tensor) -> list[torch.Tensor]:
         g = seeded_generator(images.device, self.seed, self.global_step, self.global_rank)
@@ -83,6 +84,22 @@ class SSLModule(pl.LightningModule):
                 self.log("train/online_probe_acc", acc, on_step=False, on_epoch=True, sync_dist=True)
                 total = total + probe_loss
         return total
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        self.method.before_optimizer_step(self.global_step)
+        o = self.optim_cfg
+        if o.clip_grad:  # DINO's clip_gradients: each parameter's gradient norm clipped on its own
+            for p in self.method.parameters():
+                if p.grad is not None:
+                    norm = p.grad.norm()
+                    p.grad.mul_(torch.clamp(o.clip_grad / (norm + 1e-6), max=1.0))
+        if o.weight_decay_end is not None:  # DINO's cosine weight-decay schedule
+            wd = o.weight_decay_end + (o.weight_decay - o.weight_decay_end) * (
+                1 + math.cos(math.pi * min(self.global_step, self.total_steps) / max(1, self.total_steps))) / 2
+            for g in optimizer.param_groups:
+                if g.get("decays", g["weight_decay"] > 0):
+                    g["decays"] = True  # remember which groups decay (those without stay at 0)
+                    g["weight_decay"] = wd
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         step = self.global_step  # optimiser steps completed, including this one

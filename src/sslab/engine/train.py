@@ -26,16 +26,19 @@ from ..data import TensorBatches, dataset_info, load_split, view_pipeline
 from ..data.datasets import TensorImages
 from ..evaluation import knn_accuracy, linear_probe
 from ..methods import build_method
-from ..nets import create_backbone
+from ..nets import VIT_SIZES, create_backbone
 from .checkpoint import atomic_write_text
 
 SUMMARY_KEYS = ("method", "dataset", "backbone", "epochs", "steps", "wall_seconds", "images_per_second",
                 "knn_top1", "linear_top1", "final_loss")
 
 #: the view pipeline each method uses by default
-METHOD_VIEWS = {"simclr": "simclr", "simclr_abs": "simclr", "simclr_sq": "simclr", "dcl": "simclr",
-                "spectral_contrastive": "simclr", "byol": "byol", "simsiam": "byol", "barlow_twins": "byol", "vicreg": "vicreg",
-                "center": "simclr"}
+METHOD_VIEWS = {
+    "simclr": "simclr", "simclr_abs": "simclr", "simclr_sq": "simclr", "dcl": "simclr", "spectral_contrastive": "simclr",
+    "moco_v2": "simclr", "moco_v3": "byol", "byol": "byol", "simsiam": "byol", "directpred": "byol", "directcopy": "byol",
+    "directset": "byol", "barlow_twins": "byol", "vicreg": "vicreg", "vicreg_exp": "vicreg", "vicreg_ctr": "vicreg",
+    "w_mse": "simclr", "swav": "swav", "dino": "dino", "center": "simclr",
+}
 
 
 def resolve_backbone(cfg: Config, channels: int, size: int) -> tuple[str, str]:
@@ -49,7 +52,18 @@ def resolve_backbone(cfg: Config, channels: int, size: int) -> tuple[str, str]:
 def backbone_from_config(cfg: Config, channels: int, size: int) -> torch.nn.Module:
     """A freshly initialised backbone of the shape ``cfg`` asks for."""
     name, stem = resolve_backbone(cfg, channels, size)
+    if name in VIT_SIZES:
+        return create_backbone(name, in_channels=channels, **{"img_size": size, **cfg.backbone_args})
     return create_backbone(name, in_channels=channels, stem=stem, width=cfg.width, **cfg.backbone_args)
+
+
+def global_specs_with(specs: tuple, **changes) -> tuple:
+    """``specs`` with ``changes`` applied to those producing the two global views (not multi-crop's locals)."""
+    out, seen = [], 0
+    for spec in specs:
+        out.append(replace(spec, **changes) if seen < 2 else spec)
+        seen += spec.n
+    return tuple(out)
 
 
 def build(cfg: Config):
@@ -69,7 +83,7 @@ def build(cfg: Config):
     pipe = view_pipeline(views_name, info.resolution, size=size, mean=info.mean, std=info.std, local_crops=cfg.local_crops)
     if cfg.crop_scale is not None:
         scale = tuple(float(s) for s in cfg.crop_scale)
-        pipe = replace(pipe, specs=tuple(replace(s, scale=scale) if i < 2 else s for i, s in enumerate(pipe.specs)))
+        pipe = replace(pipe, specs=global_specs_with(pipe.specs, scale=scale))
     name, _ = resolve_backbone(cfg, info.channels, size)
     method = build_method(cfg.method, backbone_from_config(cfg, info.channels, size), **cfg.method_args)
     classes = int(max(int(train.labels.max()), int(test.labels.max())) + 1)
@@ -174,7 +188,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
         "knn_top1": round(knn_top1, 4), "linear_top1": None if linear_top1 is None else round(linear_top1, 4),
         "online_probe_top1": None if online is None else round(online, 4),
         "final_loss": _metric(trainer, "train/loss_epoch"),
-        "z_std": _metric(trainer, "train/z_std"), "embedding_dim": int(_embedding_dim(module)),
+        "z_std": _metric(trainer, "train/z_std"), "embedding_dim": int(module.method.embedding_dim),
         "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "split": info.test_split},
         "baselines": baselines, "resumed": resume, "seed": cfg.seed, "batch_size": cfg.batch_size * world,
         "devices": world, "accelerator": accelerator, "torch": torch.__version__,
@@ -187,11 +201,6 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
 def _metric(trainer, key: str) -> float | None:
     value = trainer.callback_metrics.get(key)
     return None if value is None else round(float(value), 6)
-
-
-def _embedding_dim(module) -> int:
-    last = [m for m in module.method.projector.modules() if isinstance(m, torch.nn.Linear)][-1]
-    return last.out_features
 
 
 def _baselines(cfg: Config, knn, channels: int, size: int, device) -> dict:

@@ -17,6 +17,7 @@ def info_nce(
     gather_distributed: bool = True,
     negatives: str = "none",
     decoupled: bool = False,
+    normalize: bool = True,
 ) -> torch.Tensor:
     r"""NT-Xent / InfoNCE of SimCLR (Chen et al. 2020, Eqn 1), averaged over the 2N anchors.
 
@@ -35,11 +36,14 @@ def info_nce(
     spec's recommendation since the supplementary is NOT FOUND). ``decoupled=True`` drops the
     positive from the denominator: DCL (Yeh et al. 2022).
 
+    ``normalize=False`` uses the embeddings as given (SimCLR B of Garrido et al., whose
+    dimensions are standardised instead, :func:`sslab.losses.standardize_dimensions`).
+
     ``z1``, ``z2``: ``(N, D)`` embeddings of the two views (row i of each is the same image).
     """
     if negatives not in NEGATIVE_TRANSFORMS:
         raise ValueError(f"unknown negatives transform '{negatives}'; valid choices: {', '.join(NEGATIVE_TRANSFORMS)}")
-    u1, u2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+    u1, u2 = (F.normalize(z1, dim=1), F.normalize(z2, dim=1)) if normalize else (z1, z2)
     n = u1.shape[0]
     a1, a2 = (gather(u1), gather(u2)) if gather_distributed else (u1, u2)
     offset = rank() * n if gather_distributed else 0
@@ -81,3 +85,41 @@ def spectral_contrastive(z1: torch.Tensor, z2: torch.Tensor, gather_distributed:
     mask = torch.ones_like(cross, dtype=torch.bool)
     mask[idx, idx + offset] = False
     return -2 * positive.mean() + cross[mask].pow(2).mean()
+
+
+def momentum_contrast(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    temperature: float = 0.2,
+    queue: torch.Tensor | None = None,
+    batch_negatives: bool = True,
+    gather_distributed: bool = True,
+) -> torch.Tensor:
+    r"""InfoNCE of queries against keys from a momentum encoder (MoCo, He et al. 2020; Chen et al. 2021).
+
+    With :math:`\hat q = q/\|q\|`, :math:`\hat k = k/\|k\|` (keys carry no gradient), query *i*'s
+    positive is key *i* and
+
+    .. math:: \ell_i = -\log \frac{\exp(\hat q_i^\top \hat k_i/\tau)}{\exp(\hat q_i^\top \hat k_i/\tau)
+              + \sum_{k^- \in \mathcal N} \exp(\hat q_i^\top k^-/\tau)}, \quad \mathcal L = \tfrac1N \textstyle\sum_i \ell_i .
+
+    MoCo v3 (``batch_negatives=True``, no queue): the negatives are the other keys of the batch,
+    gathered from every rank, the positive at this rank's offset (``moco-v3/moco/builder.py``
+    ``ctr_loss``; MoCo v3 then multiplies by 2τ, see ``temperature_scale`` of the method).
+    MoCo v2 (``batch_negatives=False``, ``queue`` of ``(K, D)`` normalised past keys): the
+    negatives are the queue only (``moco/builder.py``: logits ``[l_pos, l_neg]``, label 0).
+    """
+    q = F.normalize(q, dim=1)
+    k = F.normalize(k.detach(), dim=1)
+    n = q.shape[0]
+    parts, labels = [], torch.arange(n, device=q.device)
+    if batch_negatives:
+        keys = gather(k) if gather_distributed else k
+        parts.append(q @ keys.T)
+        labels = labels + (rank() * n if gather_distributed else 0)
+    else:
+        parts.append((q * k).sum(1, keepdim=True))
+        labels = torch.zeros(n, dtype=torch.long, device=q.device)
+    if queue is not None and queue.shape[0]:
+        parts.append(q @ queue.detach().T.to(q.dtype))
+    return F.cross_entropy(torch.cat(parts, 1) / temperature, labels)

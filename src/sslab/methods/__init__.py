@@ -10,11 +10,19 @@ import inspect
 
 from torch import nn
 
-from .asymmetric import AsymmetricSiamese, cosine_momentum
+from .asymmetric import AsymmetricSiamese
 from .base import SSLMethod
 from .center import CenterVector
+from .clustering import SwAV
 from .contrastive import SimCLR
 from .dimension import DimensionContrastive
+from .distillation import DINO
+from .momentum import cosine_momentum
+
+#: DirectPred's official setting (luckmatters README command, Table 8 ρ=0.3 ε=0.1): a bias-free
+#: linear predictor reset every step, constant EMA 0.996, projector 512-128 with affine-free BN
+DIRECT = {"predictor": "linear", "pred_bias": False, "direct": "pred", "rho": 0.3, "eps": 0.1, "freq": 1,
+          "momentum": 0.996, "momentum_final": 0.996, "proj_hidden_dim": 512, "proj_dim": 128, "proj_bn_affine": False}
 
 #: name -> (family, class, preset kwargs, one-line description)
 METHODS: dict[str, tuple[str, type[SSLMethod], dict, str]] = {
@@ -33,10 +41,34 @@ METHODS: dict[str, tuple[str, type[SSLMethod], dict, str]] = {
                 {"momentum": 0.0, "momentum_final": 0.0, "proj_layers": 3, "proj_last_bn": True,
                  "proj_hidden_dim": 2048, "proj_dim": 2048, "pred_hidden_dim": 512},
                 "SimSiam, stop-gradient without EMA (Chen & He 2021)"),
+    "directpred": ("asymmetric", AsymmetricSiamese, DIRECT,
+                   "BYOL with the linear predictor set from F̂'s eigendecomposition (Tian et al. 2021)"),
+    "directset": ("asymmetric", AsymmetricSiamese, {**DIRECT, "power": 0.5},
+                  "DirectSet(α): Wp = (F̂/s_max)^α + εI, α=power (Wang et al. 2021)"),
+    "directcopy": ("asymmetric", AsymmetricSiamese, {**DIRECT, "direct": "copy", "rho": 0.5, "eps": 0.3},
+                   "Wp = F̂/‖F̂‖ + εI, no eigendecomposition (Wang et al. 2021)"),
+    "moco_v2": ("sample-contrastive", AsymmetricSiamese,
+                {"loss": "info_nce", "temperature": 0.2, "queue_size": 65536, "batch_negatives": False,
+                 "predictor": "none", "momentum": 0.999, "momentum_final": 0.999, "proj_hidden_dim": 2048,
+                 "proj_dim": 128, "proj_bn": False, "symmetric": False},
+                "MoCo v2, momentum encoder + queue of negative keys (Chen et al. 2020)"),
+    "moco_v3": ("sample-contrastive", AsymmetricSiamese,
+                {"loss": "info_nce", "temperature": 1.0, "temperature_scale": True, "momentum": 0.99,
+                 "momentum_final": 1.0, "proj_last_bn": True, "pred_bias": False},
+                "MoCo v3, momentum encoder + predictor, batch keys as negatives (Chen et al. 2021)"),
     "barlow_twins": ("dimension-contrastive", DimensionContrastive, {"loss": "barlow_twins"},
                      "Barlow Twins, cross-correlation to identity (Zbontar et al. 2021)"),
     "vicreg": ("dimension-contrastive", DimensionContrastive, {"loss": "vicreg"},
                "VICReg, variance-invariance-covariance (Bardes et al. 2022)"),
+    "vicreg_exp": ("dimension-contrastive", DimensionContrastive, {"loss": "vicreg_exp"},
+                   "VICReg with a LogSumExp covariance term (Garrido et al. 2023, Eqn 11-12)"),
+    "vicreg_ctr": ("sample-contrastive", DimensionContrastive, {"loss": "vicreg_ctr"},
+                   "VICReg-exp on the transposed embeddings (Garrido et al. 2023, Eqn 13)"),
+    "w_mse": ("dimension-contrastive", DimensionContrastive,
+              {"loss": "w_mse", "proj_hidden_dim": 1024, "proj_dim": 64, "proj_layers": 2, "w_size": 128},
+              "whitening MSE: Cholesky-whitened views pulled together (Ermolov et al. 2021)"),
+    "swav": ("clustering", SwAV, {}, "SwAV, swapped prediction of Sinkhorn cluster codes (Caron et al. 2020)"),
+    "dino": ("distillation", DINO, {}, "DINO, self-distillation from a centred EMA teacher (Caron et al. 2021)"),
     "center": ("explicit center", CenterVector, {},
                "alignment + penalty on the center vector ‖E_x z‖² (Jha et al. 2024)"),
 }
@@ -68,6 +100,6 @@ def build_method(name: str, backbone: nn.Module, **overrides) -> SSLMethod:
 
 
 __all__ = [
-    "METHODS", "AsymmetricSiamese", "CenterVector", "DimensionContrastive", "SSLMethod", "SimCLR", "build_method",
+    "DINO", "METHODS", "AsymmetricSiamese", "CenterVector", "SwAV", "DimensionContrastive", "SSLMethod", "SimCLR", "build_method",
     "cosine_momentum", "method_arguments",
 ]

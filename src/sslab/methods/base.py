@@ -17,9 +17,6 @@ from torch import nn
 class SSLMethod(nn.Module, ABC):
     """Base class: holds the ``backbone`` whose features are evaluated."""
 
-    #: views the method consumes (global crops first); the engine builds this many
-    num_views: int = 2
-
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
@@ -31,6 +28,19 @@ class SSLMethod(nn.Module, ABC):
     @abstractmethod
     def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         """The method's loss and tensors for one batch of views."""
+
+    @property
+    def embedding_dim(self) -> int:
+        """Size of the embeddings the loss sees (the projector's last linear layer)."""
+        return [m for m in self.projector.modules() if isinstance(m, nn.Linear)][-1].out_features
+
+    def configure_schedule(self, steps_per_epoch: int, total_steps: int) -> None:
+        """Told by the engine before training: methods with epoch-based schedules (DINO, SwAV) use it."""
+        self.steps_per_epoch, self.total_steps = steps_per_epoch, total_steps
+
+    def before_optimizer_step(self, step: int) -> None:
+        """Hook between backward and the optimiser step (``step`` = steps done): e.g. drop the
+        gradients of a layer that is frozen for now (DINO's last layer, SwAV's prototypes)."""
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..losses import info_nce, spectral_contrastive
+from ..losses import info_nce, spectral_contrastive, standardize_dimensions
 from ..nets import mlp
 from .base import SSLMethod
+
+STANDARDIZE = ("none", "center", "dimension")
 
 
 class SimCLR(SSLMethod):
@@ -23,6 +25,10 @@ class SimCLR(SSLMethod):
     ``proj_last_bn`` adds the SimCLR v2 BatchNorm after the last projector layer.
     ``negatives`` (``none|abs|sq``) and ``decoupled`` select the InfoNCE variants;
     ``loss="spectral"`` the spectral contrastive loss on the raw projections.
+    ``standardize`` (Garrido et al. 2023 Eqn 14, Table 1): ``none`` (classical SimCLR),
+    ``center`` (SimCLR A: dimensions centred over the batch, then embeddings ℓ2-normalised) or
+    ``dimension`` (SimCLR B: dimensions centred and scaled to norm √(N/M), no embedding
+    normalisation).
     """
 
     def __init__(
@@ -36,17 +42,23 @@ class SimCLR(SSLMethod):
         negatives: str = "none",
         decoupled: bool = False,
         loss: str = "info_nce",
+        standardize: str = "none",
     ) -> None:
         super().__init__(backbone)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, last_bn=proj_last_bn)
         if loss not in ("info_nce", "spectral"):
             raise ValueError(f"unknown loss '{loss}'; valid choices: info_nce, spectral")
+        if standardize not in STANDARDIZE:
+            raise ValueError(f"unknown standardize '{standardize}'; valid choices: {', '.join(STANDARDIZE)}")
         self.temperature, self.negatives, self.decoupled, self.loss = temperature, negatives, decoupled, loss
+        self.standardize = standardize
 
     def forward(self, views: list[torch.Tensor]) -> dict:
         feats, z = self.embed_views(views)
+        k = z if self.standardize == "none" else [standardize_dimensions(zi, scale=self.standardize == "dimension") for zi in z]
         if self.loss == "spectral":
-            loss = spectral_contrastive(z[0], z[1])
+            loss = spectral_contrastive(k[0], k[1])
         else:
-            loss = info_nce(z[0], z[1], self.temperature, negatives=self.negatives, decoupled=self.decoupled)
+            loss = info_nce(k[0], k[1], self.temperature, negatives=self.negatives, decoupled=self.decoupled,
+                            normalize=self.standardize != "dimension")
         return {"loss": loss, "features": feats[0], "embeddings": z}

@@ -1,9 +1,12 @@
 """Dimension-contrastive methods: decorrelating the embedding dimensions keeps them from collapsing.
 
-Barlow Twins (Zbontar et al. 2021) and VICReg (Bardes et al. 2022) share the architecture --
-backbone, a wide projector (official: 8192-8192-8192, Linear-BN-ReLU hidden layers, a bias-free
-last Linear), the same network for both views -- and differ only in the loss, so they are one
-class with the loss as a switch.
+Barlow Twins (Zbontar et al. 2021), VICReg (Bardes et al. 2022), its LogSumExp variants
+VICReg-exp / VICReg-ctr (Garrido et al. 2023) and W-MSE (Ermolov et al. 2021) share the
+architecture -- backbone, a projector (official Barlow Twins / VICReg: 8192-8192-8192,
+Linear-BN-ReLU hidden layers, a bias-free last Linear), the same network for both views -- and
+differ only in the loss, so they are one class with the loss as a switch. VICReg-ctr is
+VICReg-exp on the transposed embedding matrix: a sample-contrastive method (Garrido et al. Eqn 13)
+reached from VICReg by two switches, which is why it lives here.
 """
 
 from __future__ import annotations
@@ -11,16 +14,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..losses import barlow_twins, vicreg
+from ..losses import barlow_twins, vicreg, vicreg_exp, w_mse
 from ..nets import mlp
 from .base import SSLMethod
 
-LOSSES = ("barlow_twins", "vicreg")
+LOSSES = ("barlow_twins", "vicreg", "vicreg_exp", "vicreg_ctr", "w_mse")
 
 
 class DimensionContrastive(SSLMethod):
-    """``loss(g(f(x1)), g(f(x2)))`` with ``loss`` = ``barlow_twins`` (``lambd``) or ``vicreg``
-    (``sim_coeff``, ``std_coeff``, ``cov_coeff``); defaults are the official ones."""
+    """``loss(g(f(x1)), g(f(x2)))`` with ``loss`` = ``barlow_twins`` (``lambd``; ``lambd=0`` drops
+    the off-diagonal term, an ablation of Jha et al.), ``vicreg`` (``sim_coeff``, ``std_coeff``,
+    ``cov_coeff``), ``vicreg_exp`` / ``vicreg_ctr`` (the same and ``temperature``, NOT FOUND in the
+    paper: default 0.1) or ``w_mse`` (``w_size`` sub-batch, default the batch; ``w_eps``
+    shrinkage; ``w_iter`` splits). Defaults are the official ones."""
 
     def __init__(
         self,
@@ -33,6 +39,10 @@ class DimensionContrastive(SSLMethod):
         sim_coeff: float = 25.0,
         std_coeff: float = 25.0,
         cov_coeff: float = 1.0,
+        temperature: float = 0.1,
+        w_size: int | None = None,
+        w_eps: float = 0.0,
+        w_iter: int = 1,
     ) -> None:
         super().__init__(backbone)
         if loss not in LOSSES:
@@ -40,11 +50,17 @@ class DimensionContrastive(SSLMethod):
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, last_bias=False)
         self.loss_name = loss
         self.lambd, self.sim_coeff, self.std_coeff, self.cov_coeff = lambd, sim_coeff, std_coeff, cov_coeff
+        self.temperature, self.w_size, self.w_eps, self.w_iter = temperature, w_size, w_eps, w_iter
 
     def forward(self, views: list[torch.Tensor]) -> dict:
         feats, z = self.embed_views(views)
+        coeffs = dict(sim=self.sim_coeff, var=self.std_coeff, cov=self.cov_coeff)
         if self.loss_name == "barlow_twins":
             loss = barlow_twins(z[0], z[1], lambd=self.lambd)
+        elif self.loss_name == "vicreg":
+            loss = vicreg(z[0], z[1], **coeffs)
+        elif self.loss_name == "w_mse":
+            loss = w_mse(z[0], z[1], w_size=self.w_size, eps=self.w_eps, w_iter=self.w_iter)
         else:
-            loss = vicreg(z[0], z[1], sim=self.sim_coeff, var=self.std_coeff, cov=self.cov_coeff)
+            loss = vicreg_exp(z[0], z[1], temperature=self.temperature, transpose=self.loss_name == "vicreg_ctr", **coeffs)
         return {"loss": loss, "features": feats[0], "embeddings": z}

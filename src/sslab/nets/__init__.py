@@ -7,19 +7,24 @@ from torch import nn
 from .convnet import ConvNet
 from .heads import mlp
 from .resnet import ResNet
+from .vit import VIT_SIZES, VisionTransformer, vit
 
-BACKBONES = ("convnet", "resnet18", "resnet34", "resnet50")
+BACKBONES = ("convnet", "resnet18", "resnet34", "resnet50", *VIT_SIZES)
 
 
 def create_backbone(name: str, in_channels: int = 3, stem: str = "imagenet", width: float = 1.0, **kw) -> nn.Module:
     """Build a backbone by name; the module has an ``out_dim`` attribute (feature size).
 
+    ViTs take ``img_size`` (the position-embedding grid; other sizes are interpolated),
+    ``patch_size`` and ``drop_path_rate``; ``stem`` and ``width`` apply to ResNets/ConvNets only.
     ``timm:<model>`` builds a timm model with its classifier removed (needs the ``timm`` extra).
     """
     if name == "convnet":
         return ConvNet(in_channels=in_channels, width=width, **kw)
     if name.startswith("resnet") and name[6:].isdigit() and int(name[6:]) in (18, 34, 50):
         return ResNet(depth=int(name[6:]), stem=stem, width=width, in_channels=in_channels, **kw)
+    if name in VIT_SIZES:
+        return vit(name, in_channels=in_channels, **kw)
     if name.startswith("timm:"):
         try:
             import timm
@@ -31,4 +36,4 @@ def create_backbone(name: str, in_channels: int = 3, stem: str = "imagenet", wid
     raise ValueError(f"unknown backbone '{name}'; valid choices: {', '.join(BACKBONES)}, timm:<name>")
 
 
-__all__ = ["BACKBONES", "ConvNet", "ResNet", "create_backbone", "mlp"]
+__all__ = ["BACKBONES", "ConvNet", "ResNet", "VisionTransformer", "create_backbone", "mlp", "vit"]

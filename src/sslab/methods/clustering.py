@@ -1,0 +1,88 @@
+"""SwAV (Caron et al. 2020): predict one view's equipartitioned cluster code from another view.
+
+Backbone → projector (2048-128, BN) → ℓ2-normalised embedding → scores against K ℓ2-normalised
+prototypes. Codes of the two global crops come from Sinkhorn-Knopp (ε 0.05, 3 iterations),
+optionally over a queue of past embeddings (small batches: the official recipe uses 3840 from
+epoch 15); every other crop, local multi-crop views included, predicts them
+(:func:`sslab.losses.swav`). The prototypes are frozen for the first ``freeze_prototypes_steps``
+steps (official ``freeze_prototypes_niters`` 313) or for good (``fixed_prototypes``, the
+Jha et al. ablation: SwAV with fixed prototypes). Defaults are the official ``main_swav.py`` ones.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses import swav
+from ..nets import mlp
+from .base import SSLMethod
+
+
+class SwAV(SSLMethod):
+    """SwAV with ``num_prototypes`` K, ``temperature`` τ, Sinkhorn ``epsilon`` / ``sinkhorn_iterations``,
+    ``queue_size`` (per rank; 0 = none) used from ``queue_start_epoch``, and the prototype freezing
+    switches ``freeze_prototypes_steps`` / ``fixed_prototypes``."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        proj_hidden_dim: int = 2048,
+        proj_dim: int = 128,
+        num_prototypes: int = 3000,
+        temperature: float = 0.1,
+        epsilon: float = 0.05,
+        sinkhorn_iterations: int = 3,
+        queue_size: int = 0,
+        queue_start_epoch: int = 15,
+        freeze_prototypes_steps: int = 313,
+        fixed_prototypes: bool = False,
+    ) -> None:
+        super().__init__(backbone)
+        self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, 2)
+        self.prototypes = nn.Linear(proj_dim, num_prototypes, bias=False)
+        if fixed_prototypes:
+            self.prototypes.requires_grad_(False)
+        self.temperature, self.epsilon, self.sinkhorn_iterations = temperature, epsilon, sinkhorn_iterations
+        self.queue_size, self.queue_start_epoch = queue_size, queue_start_epoch
+        self.freeze_prototypes_steps = freeze_prototypes_steps
+        self.register_buffer("queue", torch.zeros(2, queue_size, proj_dim))
+        self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.steps_per_epoch = 1
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.prototypes.in_features
+
+    def forward(self, views: list[torch.Tensor]) -> dict:
+        with torch.no_grad():  # official: the prototypes are re-normalised before every step
+            self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
+        feats = [self.backbone(v) for v in views]
+        z = [F.normalize(self.projector(f), dim=1) for f in feats]
+        scores = [self.prototypes(zi) for zi in z]
+        queue_scores = None
+        epoch = int(self.steps_done) // max(1, self.steps_per_epoch)
+        if self.training and self.queue_size and epoch >= self.queue_start_epoch:
+            full = int(self.queue_filled) >= self.queue_size  # official: used once the queue is full
+            queue_scores = [self.prototypes(self.queue[i]).detach() if full else None for i in range(2)]
+            self.push(z[:2])
+        loss = swav(scores, self.temperature, self.epsilon, self.sinkhorn_iterations, (0, 1), queue_scores)
+        return {"loss": loss, "features": feats[0], "embeddings": z[:2]}
+
+    @torch.no_grad()
+    def push(self, z: list[torch.Tensor]) -> None:
+        """Newest embeddings in front, the oldest ones drop out (official queue order)."""
+        b = min(z[0].shape[0], self.queue_size)
+        for i in range(2):
+            self.queue[i] = torch.cat([z[i][:b].detach(), self.queue[i, :-b]]) if b < self.queue_size else z[i][-b:].detach()
+        self.queue_filled.copy_(torch.clamp(self.queue_filled + b, max=self.queue_size))
+
+    def before_optimizer_step(self, step: int) -> None:
+        if step < self.freeze_prototypes_steps:
+            self.prototypes.weight.grad = None
+
+    @torch.no_grad()
+    def after_step(self, step: int, total_steps: int) -> None:
+        self.steps_done.fill_(step)

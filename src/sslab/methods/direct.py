@@ -1,0 +1,98 @@
+"""Closed-form predictors: DirectPred (Tian et al. 2021), DirectCopy and DirectSet(α) (Wang et al. 2021).
+
+Instead of learning the linear predictor Wp, set it from F̂, a moving estimate of the
+correlation matrix of its input f (the online projection), spec §A.2 and §B.2:
+
+    F̂ ← ρ F̂ + (1 − ρ) mean_{i, views} f_i f_iᵀ                              (Eqn 19)
+    DirectPred / DirectSet(α):  F̂ = Q diag(s) Qᵀ,  p_j = (s_j / s_max)^α + ε,  Wp = Q diag(p) Qᵀ   (Eqn 18)
+    DirectCopy:                 Wp = F̂ / ‖F̂‖ + ε I   (no eigendecomposition)
+
+As in the official ``luckmatters`` code (``compute_w_corr``, ``balance_type=boost_scale``): the
+eigenvalues are clamped at 0 and normalised by the largest, ε is added after the power
+(``eps_inside`` puts it inside: p = clamp(s̃ + ε, 1e-4)^α), p is clamped at 1e-4, the first batch
+initialises F̂ (``init="zeros"`` starts from 0 without bias correction, as Halvagal et al.),
+F̂ is uncentred (``zero_mean`` subtracts E[f]E[f]ᵀ, which the paper reports hurts).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..losses.distributed import world_size
+
+NORMS = ("spectral", "fro", "none")
+INITS = ("first_batch", "zeros")
+
+
+def directset_predictor(corr: torch.Tensor, power: float = 0.5, eps: float = 0.1, eps_inside: bool = False) -> torch.Tensor:
+    """DirectSet(α): ``Q diag((s/s_max)^α + ε) Qᵀ`` from a symmetric PSD ``corr`` (α = ½: DirectPred).
+
+    Computed in float64 with ``torch.linalg.eigh`` (F̂ is symmetric; the official code's
+    ``torch.eig`` is deprecated), returned in ``corr``'s dtype.
+    """
+    s, q = torch.linalg.eigh(corr.double())
+    s = s.clamp(min=0)
+    s = s / s.max().clamp(min=torch.finfo(torch.float64).tiny)
+    if eps_inside:
+        p = (s + eps).clamp(min=1e-4).pow(power)
+    else:
+        p = (s.pow(power) + eps).clamp(min=1e-4)
+    return ((q * p) @ q.T).to(corr.dtype)
+
+
+def directcopy_predictor(corr: torch.Tensor, eps: float = 0.3, norm: str = "spectral") -> torch.Tensor:
+    """DirectCopy: ``F̂/‖F̂‖ + εI``; ``norm`` = ``spectral`` (λ_max, Halvagal et al.), ``fro``
+    (the KTH reproduction) or ``none`` (the official luckmatters code path) -- the paper's choice
+    is NOT FOUND (spec §B.2), spectral is the default."""
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm '{norm}'; valid choices: {', '.join(NORMS)}")
+    if norm == "spectral":
+        scale = torch.linalg.eigvalsh(corr.double()).max().clamp(min=1e-30).to(corr.dtype)
+    elif norm == "fro":
+        scale = torch.linalg.matrix_norm(corr).clamp(min=1e-30)
+    else:
+        scale = torch.ones((), dtype=corr.dtype, device=corr.device)
+    return corr / scale + eps * torch.eye(corr.shape[0], dtype=corr.dtype, device=corr.device)
+
+
+class CorrelationEstimate(nn.Module):
+    """F̂: the ρ-moving average of the (uncentred) correlation of the predictor input, in buffers
+    so checkpoints carry it. Under DDP each batch's correlation is averaged over ranks first,
+    so every rank sets the same predictor."""
+
+    def __init__(self, dim: int, rho: float = 0.3, zero_mean: bool = False, init: str = "first_batch") -> None:
+        super().__init__()
+        if init not in INITS:
+            raise ValueError(f"unknown init '{init}'; valid choices: {', '.join(INITS)}")
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"rho must lie in [0, 1), got {rho}")
+        self.rho, self.zero_mean, self.init = rho, zero_mean, init
+        self.register_buffer("corr", torch.zeros(dim, dim))
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, f: torch.Tensor) -> None:
+        """Add a batch ``f (B, D)`` (both views stacked): d = mean_i f_i f_iᵀ."""
+        f = f.detach().float()
+        d = torch.cat([(f.T @ f / f.shape[0]).flatten(), f.mean(0)])
+        if world_size() > 1:
+            dist.all_reduce(d)
+            d /= world_size()
+        n = self.corr.shape[0]
+        corr, mean = d[: n * n].view(n, n), d[n * n:]
+        if self.count == 0 and self.init == "first_batch":
+            self.corr.copy_(corr)
+            self.mean.copy_(mean)
+        else:
+            self.corr.mul_(self.rho).add_(corr, alpha=1 - self.rho)
+            self.mean.mul_(self.rho).add_(mean, alpha=1 - self.rho)
+        self.count += 1
+
+    def value(self) -> torch.Tensor:
+        """F̂, or the covariance F̂ − E[f]E[f]ᵀ with ``zero_mean``."""
+        if self.zero_mean:
+            return self.corr - torch.outer(self.mean, self.mean)
+        return self.corr

@@ -1,0 +1,141 @@
+"""DINO (Caron et al. 2021): a student matches a centred, sharpened EMA teacher over multi-crop views.
+
+The student sees every crop (two global, ``local_crops`` small ones), the teacher -- an EMA of
+the student, momentum 0.996 → 1 on a cosine -- only the global crops. Both end in a DINO head
+(3-layer GELU MLP 2048-2048-256, ℓ2-normalised bottleneck, weight-normalised linear layer to K
+outputs). The teacher's outputs are centred by a running mean (momentum 0.9) and sharpened
+(τ_t 0.04, optionally warmed up linearly from ``warmup_teacher_temp``); the loss is
+:func:`sslab.losses.dino`. Defaults are the official ``main_dino.py`` ones.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..losses import dino
+from ..losses.distributed import world_size
+from .base import SSLMethod
+from .momentum import cosine_momentum, ema_update, frozen_copy
+
+
+class DINOHead(nn.Module):
+    """``mlp`` (``layers`` Linear+GELU, optional BN) → ℓ2-normalise → weight-normalised ``Linear(bottleneck, out_dim)``.
+
+    ``norm_last_layer`` fixes the weight-norm gain g = 1 (official default; False trains it).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int = 65536, hidden_dim: int = 2048, bottleneck_dim: int = 256,
+                 layers: int = 3, use_bn: bool = False, norm_last_layer: bool = True) -> None:
+        super().__init__()
+        mods: list[nn.Module] = []
+        d = in_dim
+        for _ in range(layers - 1):
+            mods += [nn.Linear(d, hidden_dim)] + ([nn.BatchNorm1d(hidden_dim)] if use_bn else []) + [nn.GELU()]
+            d = hidden_dim
+        mods.append(nn.Linear(d, bottleneck_dim))
+        self.mlp = nn.Sequential(*mods)
+        for m in self.mlp.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        # weight_norm(Linear(bottleneck, out, bias=False)): W = g · V/‖V‖ row-wise, g initialised to 1
+        self.last_v = nn.Parameter(torch.empty(out_dim, bottleneck_dim))
+        nn.init.trunc_normal_(self.last_v, std=0.02)
+        self.last_g = nn.Parameter(torch.ones(out_dim, 1), requires_grad=not norm_last_layer)
+
+    def bottleneck(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.mlp(x), dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.bottleneck(x), self.last_g * F.normalize(self.last_v, dim=1))
+
+
+class DINO(SSLMethod):
+    """DINO self-distillation. ``out_dim`` K, head sizes, ``norm_last_layer``, temperatures
+    (``student_temp``, ``teacher_temp`` reached linearly from ``warmup_teacher_temp`` over
+    ``warmup_teacher_temp_epochs``), ``center_momentum``, teacher ``momentum`` → ``momentum_final``
+    and ``freeze_last_layer`` (epochs during which the last layer gets no update)."""
+
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        out_dim: int = 65536,
+        proj_hidden_dim: int = 2048,
+        bottleneck_dim: int = 256,
+        head_layers: int = 3,
+        use_bn_in_head: bool = False,
+        norm_last_layer: bool = True,
+        student_temp: float = 0.1,
+        teacher_temp: float = 0.04,
+        warmup_teacher_temp: float = 0.04,
+        warmup_teacher_temp_epochs: int = 0,
+        center_momentum: float = 0.9,
+        momentum: float = 0.996,
+        momentum_final: float = 1.0,
+        freeze_last_layer: int = 1,
+    ) -> None:
+        super().__init__(backbone)
+        self.head = DINOHead(self.feature_dim, out_dim, proj_hidden_dim, bottleneck_dim, head_layers, use_bn_in_head,
+                             norm_last_layer)
+        self.teacher_backbone = frozen_copy(self.backbone)
+        self.teacher_head = frozen_copy(self.head)
+        self.register_buffer("center", torch.zeros(1, out_dim))
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        self.student_temp, self.teacher_temp = student_temp, teacher_temp
+        self.warmup_teacher_temp, self.warmup_teacher_temp_epochs = warmup_teacher_temp, warmup_teacher_temp_epochs
+        self.center_momentum, self.momentum, self.momentum_final = center_momentum, momentum, momentum_final
+        self.freeze_last_layer = freeze_last_layer
+        self.steps_per_epoch, self.total_steps = 1, 1
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.head.last_v.shape[0]
+
+    def current_teacher_temp(self) -> float:
+        """τ_t of the current epoch: linear from ``warmup_teacher_temp`` over the warm-up epochs (official schedule)."""
+        epoch = int(self.steps_done) // max(1, self.steps_per_epoch)
+        n = self.warmup_teacher_temp_epochs
+        if epoch >= n:
+            return self.teacher_temp
+        return self.warmup_teacher_temp + (self.teacher_temp - self.warmup_teacher_temp) * (epoch / max(1, n - 1))
+
+    def forward(self, views: list[torch.Tensor]) -> dict:
+        feats = [self.backbone(v) for v in views]
+        student = [self.head(f) for f in feats]
+        with torch.no_grad():
+            teacher = [self.teacher_head(self.teacher_backbone(v)) for v in views[:2]]
+        temp = self.current_teacher_temp()
+        loss = dino(student, teacher, self.center, self.student_temp, temp)
+        with torch.no_grad():  # DINO's own collapse diagnostics (its Fig. 7): teacher entropy h and KL = loss − h
+            p = F.softmax((torch.cat(teacher) - self.center) / temp, dim=-1)
+            entropy = -(p * torch.log(p.clamp(min=1e-30))).sum(-1).mean()
+        if self.training:
+            self.update_center(torch.cat(teacher))
+        embeddings = [self.head.bottleneck(f) for f in feats[:2]]
+        return {"loss": loss, "features": feats[0], "embeddings": embeddings, "teacher_entropy": entropy,
+                "kl": loss.detach() - entropy}
+
+    @torch.no_grad()
+    def update_center(self, teacher: torch.Tensor) -> None:
+        """c ← m c + (1 − m) mean of the teacher outputs over the global batch (official ``update_center``)."""
+        batch_center = teacher.sum(0, keepdim=True)
+        if world_size() > 1:
+            dist.all_reduce(batch_center)
+        batch_center = batch_center / (teacher.shape[0] * world_size())
+        self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
+
+    def before_optimizer_step(self, step: int) -> None:
+        if step < self.freeze_last_layer * self.steps_per_epoch:  # official cancel_gradients_last_layer
+            self.head.last_v.grad = None
+            self.head.last_g.grad = None
+
+    @torch.no_grad()
+    def after_step(self, step: int, total_steps: int) -> None:
+        self.steps_done.fill_(step)
+        tau = cosine_momentum(self.momentum, self.momentum_final, step - 1, total_steps)
+        ema_update(self.backbone, self.teacher_backbone, tau)
+        ema_update(self.head, self.teacher_head, tau)
