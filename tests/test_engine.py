@@ -170,9 +170,13 @@ def test_nan_loss_is_a_one_line_error(tmp_path):
 def test_list_shows_everything():
     r = run_cli("list")
     assert r.returncode == 0
-    for name in ("simclr", "byol", "simsiam", "mnist5k", "digits", "cifar10", "cifar100", "stl10", "imagefolder",
-                 "resnet18", "resnet50", "convnet", "byol_mnist5k"):
-        assert name in r.stdout
+    from sslab.methods import METHODS
+
+    listed = {line.split()[0] for line in r.stdout.splitlines() if line.startswith("  ")}
+    assert set(METHODS) <= listed and len(METHODS) >= 20
+    for name in ("mnist5k", "digits", "cifar10", "cifar100", "stl10", "imagefolder", "resnet18", "resnet50", "convnet",
+                 "vit_tiny", "vit_small", "byol_mnist5k", "dino_mnist5k"):
+        assert name in listed
 
 
 def test_two_process_cpu_ddp_training_runs(tmp_path):

@@ -93,7 +93,8 @@ class DINO(SSLMethod):
 
     @property
     def embedding_dim(self) -> int:
-        return self.head.last_v.shape[0]
+        """The ℓ2-normalised bottleneck returned as ``embeddings`` (what ``z_std`` measures)."""
+        return self.head.last_v.shape[1]
 
     def current_teacher_temp(self) -> float:
         """τ_t of the current epoch: linear from ``warmup_teacher_temp`` over the warm-up epochs (official schedule)."""
