@@ -4,6 +4,7 @@ Runs ``sslab train method=NAME`` one after another (each with its ``<method>_<da
 recipe), reads every ``summary.json`` and prints the table of docs/methods.md; writes JSON.
 
     python benchmarks/methods.py [--dataset mnist5k] [--only simclr byol] [--out benchmarks/results/methods_mnist5k.json]
+    python benchmarks/methods.py --markdown     # the docs table from the JSON, without training
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ import torch
 
 from sslab.methods import METHODS
 
-#: ablations the papers predict to collapse, run next to the healthy presets
+#: ablations of the papers (Tian et al.; SimSiam; Jha et al.), run next to the healthy presets
 ABLATIONS = {
     "byol_no_predictor": ("byol", ["predictor=none"]),
+    "simsiam_no_predictor": ("simsiam", ["predictor=none"]),
     "simsiam_no_stop_gradient": ("simsiam", ["stop_gradient=false"]),
+    "simsiam_no_stop_gradient_no_output_bn": ("simsiam", ["stop_gradient=false", "proj_last_bn=false"]),
+    "barlow_twins_no_off_diagonal": ("barlow_twins", ["lambd=0"]),
+    "swav_fixed_prototypes": ("swav", ["fixed_prototypes=true"]),
 }
 
 
@@ -39,13 +44,31 @@ def run(name: str, method: str, extra: list[str], dataset: str, runs: Path) -> d
             "wall_seconds": s["wall_seconds"], "final_loss": s["final_loss"]}
 
 
+def markdown(rows: list[dict]) -> str:
+    lines = ["| run | family | kNN top-1 | linear top-1 | z_std (1/√D) | final loss | wall |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    order = {n: i for i, n in enumerate(list(METHODS) + list(ABLATIONS))}
+    for r in sorted(rows, key=lambda r: order.get(r["name"], len(order))):
+        if "error" in r:
+            lines.append(f"| `{r['name']}` | error: {r['error']} | | | | | |")
+            continue
+        run = f"`{r['name']}`" + (f" ({' '.join(r['overrides'])})" if r["overrides"] else "")
+        lines.append(f"| {run} | {r['family']} | {r['knn_top1']:.3f} | {r['linear_top1']:.3f} | {r['z_std']:.3f} "
+                     f"({r['embedding_dim'] ** -0.5:.3f}) | {r['final_loss']:.3f} | {r['wall_seconds']:.0f} s |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--dataset", default="mnist5k")
     p.add_argument("--only", nargs="*", help="method or ablation names (default: all)")
     p.add_argument("--runs", default="runs/methods")
     p.add_argument("--out", default=None)
+    p.add_argument("--markdown", action="store_true", help="print the JSON's rows as a Markdown table and exit")
     a = p.parse_args()
+    if a.markdown:
+        print(markdown(json.loads(Path(a.out or f"benchmarks/results/methods_{a.dataset}.json").read_text())["rows"]))
+        return
     cases = {n: (n, []) for n in METHODS} | ABLATIONS
     names = a.only or list(cases)
     rows = []

@@ -188,3 +188,18 @@ def test_two_process_cpu_ddp_training_runs(tmp_path):
     assert summary["devices"] == 2 and summary["batch_size"] == 128
     assert summary["steps"] == 1437 // 128  # digits train split / global batch
     assert safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == summary["steps"]
+
+
+def test_dino_with_a_vit_multicrop_clipping_and_weight_decay_schedule_trains(tmp_path):
+    """The engine hooks DINO needs (per-parameter clipping, cosine weight decay, last-layer freezing,
+    the epoch schedule) and a ViT backbone on 8-px digits with 4-px patches and 4-px local crops."""
+    out = tmp_path / "dino"
+    args = ["dataset=digits", "method=dino", "backbone=vit_tiny", "backbone_args={patch_size: 4}", "batch_size=64",
+            "epochs=1", "eval.baselines=false", "eval.linear=false", "eval.knn_every=0", "views=dino", "local_crops=2",
+            "image_size=8", "out_dim=64", "proj_hidden_dim=32", "bottleneck_dim=16", "optim.clip_grad=3.0",
+            "optim.weight_decay=0.04", "optim.weight_decay_end=0.4", "warmup_teacher_temp_epochs=2"]
+    r = run_cli("train", *args, "--out", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["backbone"] == "vit_tiny" and summary["embedding_dim"] == 16
+    assert summary["final_loss"] is not None and summary["knn_top1"] > 0.1

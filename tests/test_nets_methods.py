@@ -156,3 +156,16 @@ def test_simclr_presets_use_their_loss_variant():
     m = small("spectral_contrastive").eval()
     out = m(views)
     assert torch.allclose(out["loss"], spectral_contrastive(*out["embeddings"]), atol=1e-6)
+
+
+def test_cosine_schedule_and_per_parameter_clipping():
+    from sslab.optim import clip_per_parameter, cosine_schedule
+
+    assert cosine_schedule(0.04, 0.4, 0, 10) == pytest.approx(0.04)  # DINO weight decay 0.04 -> 0.4
+    assert cosine_schedule(0.04, 0.4, 5, 10) == pytest.approx(0.22)
+    assert cosine_schedule(0.04, 0.4, 10, 10) == pytest.approx(0.4)
+    a, b = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2))
+    a.grad, b.grad = torch.tensor([3.0, 4.0]), torch.tensor([0.3, 0.4])  # norms 5 and 0.5
+    clip_per_parameter([a, b], 1.0)
+    assert torch.allclose(a.grad, torch.tensor([0.6, 0.8]), atol=1e-6)  # each parameter on its own
+    assert torch.allclose(b.grad, torch.tensor([0.3, 0.4]))

@@ -101,3 +101,20 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, final_ratio: f
     span = max(1, total_steps - warmup_steps)
     progress = min(1.0, (step - warmup_steps) / span)
     return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def cosine_schedule(start: float, end: float, step: int, total_steps: int) -> float:
+    """Half-cosine from ``start`` (step 0) to ``end`` (step ``total_steps``): BYOL's EMA momentum and
+    DINO's weight-decay schedule, ``end − (end − start)(cos(πk/K) + 1)/2``."""
+    if total_steps <= 0:
+        return start
+    return end - (end - start) * (math.cos(math.pi * min(step, total_steps) / total_steps) + 1) / 2
+
+
+@torch.no_grad()
+def clip_per_parameter(params: Iterable[torch.Tensor], max_norm: float) -> None:
+    """DINO's ``clip_gradients``: every parameter's gradient rescaled to norm ≤ ``max_norm`` on its own
+    (not one global norm), by ``min(1, max_norm / (‖g‖ + 1e-6))``."""
+    for p in params:
+        if p.grad is not None:
+            p.grad.mul_(torch.clamp(max_norm / (p.grad.norm() + 1e-6), max=1.0))

@@ -54,7 +54,8 @@ def view_pipeline(
         # turns the strokes black and leaves an outline, destroying what is to be learned
         base = replace(base, blur_p=0.5, blur_sigma=(0.1, 1.0))
         blur = False
-    local_size = {"imagenet": 96, "stl": 48, "cifar": 16, "mnist": 14}[resolution]
+    # local crops keep the family's ratio to the global size (96/224 ImageNet, 48/96 STL, 16/32, 14/28)
+    local_size = max(4, round(size * {"imagenet": 96 / 224, "stl": 0.5, "cifar": 0.5, "mnist": 0.5}[resolution]))
     default_locals = 0 if resolution in ("mnist", "cifar") else (6 if name == "swav" else 8)
     n_local = local_crops if local_crops is not None else default_locals
     if name in ("simclr", "swav"):

@@ -18,7 +18,7 @@ from torch import nn
 from ..data.loaders import seeded_generator
 from ..data.views import ViewPipeline
 from ..methods import SSLMethod
-from ..optim import build_optimizer, warmup_cosine
+from ..optim import build_optimizer, clip_per_parameter, cosine_schedule, warmup_cosine
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -88,14 +88,10 @@ class SSLModule(pl.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         self.method.before_optimizer_step(self.global_step)
         o = self.optim_cfg
-        if o.clip_grad:  # DINO's clip_gradients: each parameter's gradient norm clipped on its own
-            for p in self.method.parameters():
-                if p.grad is not None:
-                    norm = p.grad.norm()
-                    p.grad.mul_(torch.clamp(o.clip_grad / (norm + 1e-6), max=1.0))
+        if o.clip_grad:
+            clip_per_parameter(self.method.parameters(), o.clip_grad)
         if o.weight_decay_end is not None:  # DINO's cosine weight-decay schedule
-            wd = o.weight_decay_end + (o.weight_decay - o.weight_decay_end) * (
-                1 + math.cos(math.pi * min(self.global_step, self.total_steps) / max(1, self.total_steps))) / 2
+            wd = cosine_schedule(o.weight_decay, o.weight_decay_end, self.global_step, self.total_steps)
             for g in optimizer.param_groups:
                 if g.get("decays", g["weight_decay"] > 0):
                     g["decays"] = True  # remember which groups decay (those without stay at 0)

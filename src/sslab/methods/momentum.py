@@ -8,17 +8,16 @@ value to a final one. τ is a function of the step alone, so a resumed run conti
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
 
+from ..optim import cosine_schedule
+
 
 def cosine_momentum(base: float, final: float, step: int, total_steps: int) -> float:
     """BYOL's EMA schedule τ_k = 1 − (1 − τ_base)(cos(πk/K) + 1)/2, from ``base`` to ``final``."""
-    if total_steps <= 0:
-        return base
-    return final - (final - base) * (math.cos(math.pi * min(step, total_steps) / total_steps) + 1) / 2
+    return cosine_schedule(base, final, step, total_steps)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
