@@ -59,3 +59,30 @@ def test_two_process_loss_equals_one_process(tmp_path, name):
     g2 = torch.cat([out[r][2] for r in range(WORLD)])
     assert torch.allclose(g1, WORLD * full1.grad, atol=1e-12)
     assert torch.allclose(g2, WORLD * full2.grad, atol=1e-12)
+
+
+def _diagnostics_worker(rank: int, init: str, z1: torch.Tensor, z2: torch.Tensor, out: dict) -> None:
+    from sslab import diagnostics as dg
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=WORLD)
+    try:
+        n = N // WORLD
+        a, b = z1[rank * n : (rank + 1) * n], z2[rank * n : (rank + 1) * n]
+        out[rank] = (dg.center_stats(a, b), dg.effective_rank(a), dg.embedding_std(a))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_diagnostics_equal_one_process(tmp_path):
+    from sslab import diagnostics as dg
+
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = torch.randn(N, D, generator=g, dtype=torch.float64), torch.randn(N, D, generator=g, dtype=torch.float64)
+    out = mp.Manager().dict()
+    mp.spawn(_diagnostics_worker, args=(f"file://{tmp_path / 'store'}", z1, z2, out), nprocs=WORLD, join=True)
+    full = dg.center_stats(z1, z2)
+    for r in range(WORLD):
+        stats, rank_eff, std = out[r]
+        assert all(stats[k] == pytest.approx(full[k], abs=1e-12) for k in full)
+        assert rank_eff == pytest.approx(dg.effective_rank(z1), abs=1e-12)
+        assert std == pytest.approx(dg.embedding_std(z1), abs=1e-12)

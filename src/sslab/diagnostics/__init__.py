@@ -1,0 +1,17 @@
+"""Stability diagnostics of the four papers: pure functions of embeddings (and of F̂, Wp), distributed-aware.
+
+* :mod:`.center` -- the center-vector framework of Jha et al. (center norm, augmentation-mean norm, spread);
+* :mod:`.spectrum` -- spectra and rank (effective rank, RankMe, α-ReQ, per-dimension std, alignment/uniformity);
+* :mod:`.predictor` -- predictor dynamics of Tian et al. (eigen-alignment, commutator, symmetry, parabola);
+* :mod:`.verdict` -- the ``collapse`` verdict from those numbers.
+"""
+
+from .center import aug_mean_norm, center_norm, center_stats
+from .predictor import predictor_stats
+from .spectrum import alignment, alpha_req, effective_rank, embedding_std, rankme, spectrum, uniformity
+from .verdict import VERDICTS, collapse_verdict
+
+__all__ = [
+    "VERDICTS", "alignment", "alpha_req", "aug_mean_norm", "center_norm", "center_stats", "collapse_verdict",
+    "effective_rank", "embedding_std", "predictor_stats", "rankme", "spectrum", "uniformity",
+]

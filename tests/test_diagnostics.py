@@ -1,0 +1,94 @@
+"""Diagnostics on constructed embeddings with known answers (issue 4's metric tests)."""
+
+import math
+
+import pytest
+import torch
+
+from sslab import diagnostics as dg
+
+
+def gauss(n, d, seed=0):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_all_equal_embeddings_are_complete_collapse():
+    z = torch.ones(64, 8) * torch.tensor([1.0, 2, 0, 0, 0, 0, 0, 3])
+    assert float(dg.center_norm(z)) == pytest.approx(1.0)
+    assert float(dg.center_norm(z, unbiased=True)) == pytest.approx(1.0)
+    assert dg.embedding_std(z) == pytest.approx(0.0, abs=1e-9)
+    stats = dg.center_stats(z, z)
+    assert stats["total_spread"] == pytest.approx(0.0, abs=1e-9) and stats["aug_mean_sq"] == pytest.approx(1.0)
+    assert dg.collapse_verdict(float(dg.center_norm(z)), 1.0, dim=8, batch=64) == "complete"
+    line = gauss(64, 1) * torch.ones(1, 8)  # all on one line through 0: center ≈ 0 but rank 1
+    assert dg.effective_rank(line) == pytest.approx(1.0, abs=1e-6)
+    assert dg.collapse_verdict(float(dg.center_norm(line)), dg.effective_rank(line), 8, 64) == "complete"
+
+
+def test_isotropic_gaussian_is_healthy_full_rank():
+    z = gauss(20000, 16)
+    assert float(dg.center_norm(z, unbiased=True)) < 0.02
+    assert dg.effective_rank(z) == pytest.approx(16, rel=0.02)
+    assert dg.rankme(z) == pytest.approx(16, rel=0.02)
+    assert dg.embedding_std(z) == pytest.approx(1 / math.sqrt(16), rel=0.02)
+    assert dg.alpha_req(z) == pytest.approx(0.0, abs=0.05)  # flat spectrum
+    assert dg.collapse_verdict(float(dg.center_norm(z)), dg.effective_rank(z), 16, 20000) == "healthy"
+    assert torch.allclose(dg.spectrum(z, correlation=True), torch.ones(16, dtype=torch.float64), atol=0.06)
+
+
+def test_rank_k_subspace_is_dimensional():
+    basis = torch.linalg.qr(gauss(64, 64, seed=1))[0][:, :3]  # 3 orthonormal directions in 64 dims
+    z = gauss(5000, 3, seed=2) @ basis.T
+    assert dg.effective_rank(z) == pytest.approx(3, rel=0.03)
+    assert dg.collapse_verdict(float(dg.center_norm(z)), dg.effective_rank(z), 64, 5000) == "dimensional"
+
+
+def test_alpha_req_recovers_a_power_law():
+    k = torch.arange(1, 33, dtype=torch.float64)
+    q = torch.linalg.qr(gauss(32, 32, seed=3))[0]
+    z = gauss(40000, 32, seed=4) * k.pow(-0.5) @ q.T  # variances k^-1: α = 1
+    assert dg.alpha_req(z) == pytest.approx(1.0, abs=0.05)
+
+
+def test_unbiased_center_estimator_is_unbiased_and_decomposition_holds():
+    # population: unit vectors around a known mean direction; ‖s‖² estimated from 3,000 batches of 8
+    g = torch.Generator().manual_seed(5)
+    mean = torch.tensor([1.0, 0, 0, 0], dtype=torch.float64)
+    population = torch.nn.functional.normalize(0.8 * mean + torch.randn(200000, 4, generator=g, dtype=torch.float64), dim=1)
+    truth = float(population.mean(0).pow(2).sum())
+    unbiased, plug_in = [], []
+    for _ in range(3000):
+        batch = population[torch.randint(0, 200000, (8,), generator=g)]
+        unbiased.append(dg.center_stats(batch[:4], batch[4:])["center_sq"])
+        plug_in.append(float(dg.center_norm(batch)) ** 2)
+    se = torch.tensor(unbiased).std().item() / math.sqrt(3000)
+    assert sum(unbiased) / 3000 == pytest.approx(truth, abs=4 * se)
+    assert sum(plug_in) / 3000 - truth == pytest.approx((1 - truth) / 8, abs=4 * se)  # its (1 − ‖s‖²)/B bias
+    s = dg.center_stats(population[:4000], population[4000:8000])
+    assert s["aug_mean_sq"] - s["center_sq"] == pytest.approx(s["aug_mean_spread"])
+    assert s["total_spread"] == pytest.approx(1 - s["center_sq"])
+
+
+def test_alignment_and_uniformity_hand_cases():
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert dg.alignment(z, z) == pytest.approx(0.0)
+    assert dg.alignment(z, -z) == pytest.approx(4.0)  # ‖u − (−u)‖² = 4
+    assert dg.uniformity(z) == pytest.approx(-4.0)  # ‖u1 − u2‖² = 2, log exp(−2·2)
+    assert dg.uniformity(torch.ones(5, 3)) == pytest.approx(0.0)
+
+
+def test_predictor_function_of_f_is_aligned_and_commutes():
+    q = torch.linalg.qr(gauss(6, 6, seed=6))[0]
+    s = torch.tensor([5.0, 3, 2, 1, 0.5, 0.1], dtype=torch.float64)
+    f = q @ torch.diag(s) @ q.T
+    wp = q @ torch.diag(torch.sqrt(s / s.max()) + 0.1) @ q.T  # DirectPred: a function of F̂
+    st = dg.predictor_stats(f, wp)
+    assert torch.allclose(st["alignment"], torch.ones(6, dtype=torch.float64), atol=1e-10)
+    assert st["commutator"] == pytest.approx(0.0, abs=1e-12)
+    assert st["asymmetry"] == pytest.approx(0.0, abs=1e-12)
+    assert torch.allclose(st["s"], s, atol=1e-10)
+    assert torch.allclose(st["p"], torch.sqrt(s / s.max()) + 0.1, atol=1e-10)
+    assert torch.allclose(st["parabola"], st["p"] ** 2, atol=1e-12)
+    skew = gauss(6, 6, seed=7)
+    bad = dg.predictor_stats(f, wp + (skew - skew.T))
+    assert bad["commutator"] > 0.01 and bad["asymmetry"] > 0.1 and bad["alignment"].min() < 0.99
