@@ -203,3 +203,24 @@ def test_dino_with_a_vit_multicrop_clipping_and_weight_decay_schedule_trains(tmp
     summary = json.loads((out / "summary.json").read_text())
     assert summary["backbone"] == "vit_tiny" and summary["embedding_dim"] == 16
     assert summary["final_loss"] is not None and summary["knn_top1"] > 0.1
+
+
+def test_diagnostics_in_summary_and_stop_on_collapse(tmp_path):
+    """Healthy BYOL: verdict healthy, center norm well below 1. SimSiam without stop-gradient (and without its
+    output BN, so the collapse is complete): verdict complete, and stop_on_collapse ends the run early."""
+    common = [a for a in TINY if not a.startswith(("epochs", "momentum"))] + ["diagnostics.every=5"]
+    ok = tmp_path / "ok"
+    r = run_cli("train", *common, "epochs=3", "momentum=0.9", "--out", str(ok))
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads((ok / "summary.json").read_text())["diagnostics"]
+    assert d["verdict"] == "healthy" and d["center_norm"] < 0.9 and d["effective_rank"] > 2
+    assert d["aug_mean_sq"] - d["center_sq"] == pytest.approx(d["aug_mean_spread"])
+    header = (ok / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert "diag_probe/center_norm" in header and "diag_batch/effective_rank" in header
+    bad = tmp_path / "bad"
+    r = run_cli("train", *common, "method=simsiam", "stop_gradient=false", "proj_last_bn=false", "epochs=20",
+                "optim.lr=0.01", "diagnostics.stop_on_collapse=true", "--out", str(bad))
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((bad / "summary.json").read_text())
+    assert s["diagnostics"]["verdict"] == "complete" and s["diagnostics"]["stopped_on_collapse_at"] is not None
+    assert s["steps"] < 20 * (1437 // 64) and "completely collapsed" in r.stderr

@@ -59,6 +59,15 @@ class EvalConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    every: int = 50  # optimiser steps between diagnostics (0 = off); each costs one probe-set forward
+    probe_size: int = 512  # fixed probe images (the first of the train split, two fixed views each)
+    stop_on_collapse: bool = False  # end training with a message when the probe set has completely collapsed
+    center_threshold: float = 0.9  # verdict thresholds (sslab.diagnostics.verdict)
+    dimensional_fraction: float = 0.1
+
+
+@dataclass
 class Config:
     method: str = "byol"
     dataset: str = "mnist5k"
@@ -89,6 +98,7 @@ class Config:
     kill_at_step: int | None = None  # fault injection for resume tests: hard-exit after this step
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     method_args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -154,10 +164,10 @@ def _route(flat: dict[str, Any], method_keys: set[str]) -> dict[str, Any]:
 
 
 def _flatten(d: dict[str, Any]) -> dict[str, Any]:
-    """Recipe mapping -> override keys: ``optim``/``eval`` sections dotted, ``method_args`` unnested."""
+    """Recipe mapping -> override keys: ``optim``/``eval``/``diagnostics`` sections dotted, ``method_args`` unnested."""
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict) and k in ("optim", "eval"):
+        if isinstance(v, dict) and k in ("optim", "eval", "diagnostics"):
             out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
         elif isinstance(v, dict) and k == "method_args":
             out.update(v)

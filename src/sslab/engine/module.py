@@ -63,6 +63,7 @@ class SSLModule(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels, _ = batch
         out = self.method(self.make_views(images))
+        self.last_embeddings = [z.detach() for z in out["embeddings"]]  # for the diagnostics monitor
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise NonFiniteLossError(

@@ -119,6 +119,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
 
     from .callbacks import DataPlacement, EpochCheckpoint, EpochReport, KNNMonitor
     from .checkpoint import AtomicCheckpointIO, CheckpointError
+    from .diagnostics import DiagnosticsMonitor
     from .module import SSLModule
 
     _quiet_lightning()
@@ -152,6 +153,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     knn = KNNMonitor(train_split, test_split, size, info.mean, info.std, cfg.eval.knn_k, cfg.eval.knn_temperature,
                      cfg.eval.knn_every, channels_last=cfg.channels_last, num_workers=0)
     report = EpochReport(knn, cfg.batch_size * world)
+    diag = DiagnosticsMonitor(probe_images(pretrain, cfg.diagnostics.probe_size), cfg.diagnostics)
     show_bar = cfg.progress and os.isatty(2)  # a live bar on a terminal; plain epoch lines in logs
     checkpoint = EpochCheckpoint(ckpt)
     trainer = pl.Trainer(
@@ -159,7 +161,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
         precision=cfg.precision, max_epochs=cfg.epochs, deterministic=cfg.deterministic,
         enable_checkpointing=False,  # EpochCheckpoint writes last.ckpt itself
         logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")],
-        callbacks=[knn, report, checkpoint] + ([DataPlacement(loader)] if isinstance(loader, TensorBatches) else [])
+        callbacks=[knn, report, diag, checkpoint] + ([DataPlacement(loader)] if isinstance(loader, TensorBatches) else [])
         + ([RichProgressBar(leave=False)] if show_bar else []),
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=show_bar, enable_model_summary=False,
@@ -190,12 +192,20 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
         "final_loss": _metric(trainer, "train/loss_epoch"),
         "z_std": _metric(trainer, "train/z_std"), "embedding_dim": int(module.method.embedding_dim),
         "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "split": info.test_split},
-        "baselines": baselines, "resumed": resume, "seed": cfg.seed, "batch_size": cfg.batch_size * world,
+        "diagnostics": diag.final(module), "baselines": baselines, "resumed": resume, "seed": cfg.seed,
+        "batch_size": cfg.batch_size * world,
         "devices": world, "accelerator": accelerator, "torch": torch.__version__,
     }
     if trainer.is_global_zero:
         atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
     return summary
+
+
+def probe_images(data, n: int) -> torch.Tensor:
+    """The first ``n`` images of a split as one uint8 tensor (the diagnostics' fixed probe set)."""
+    if isinstance(data, TensorImages):
+        return data.images[:n]
+    return torch.stack([data[i][0] for i in range(min(n, len(data)))])
 
 
 def _metric(trainer, key: str) -> float | None:
