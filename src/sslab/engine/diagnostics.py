@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .. import diagnostics as dg
+from ..losses.distributed import world_size
 
 
 def embedding_stats(z1: torch.Tensor, z2: torch.Tensor, center_threshold: float = 0.9,
@@ -27,15 +28,9 @@ def embedding_stats(z1: torch.Tensor, z2: torch.Tensor, center_threshold: float 
     rank = dg.effective_rank(z1)
     out |= {"effective_rank": rank, "rankme": dg.rankme(z1), "alpha_req": dg.alpha_req(z1), "z_std": dg.embedding_std(z1),
             "alignment": dg.alignment(z1, z2), "uniformity": dg.uniformity(z1)}
-    out["verdict"] = dg.collapse_verdict(out["center_norm"], rank, z1.shape[1], z1.shape[0] * max(1, _world()),
+    out["verdict"] = dg.collapse_verdict(out["center_norm"], rank, z1.shape[1], z1.shape[0] * world_size(),
                                          center_threshold, dimensional_fraction=dimensional_fraction)
     return out
-
-
-def _world() -> int:
-    from ..losses.distributed import world_size
-
-    return world_size()
 
 
 def predictor_summary(method: nn.Module, z: torch.Tensor) -> dict[str, float]:
@@ -53,7 +48,6 @@ class DiagnosticsMonitor(pl.Callback):
     def __init__(self, probe_images: torch.Tensor, cfg) -> None:  # cfg: config.DiagnosticsConfig
         self.probe_images, self.cfg = probe_images, cfg
         self.probe_views: list[torch.Tensor] | None = None
-        self.last: dict[str, float | str] = {}
         self.collapsed_at: int | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -75,14 +69,13 @@ class DiagnosticsMonitor(pl.Callback):
         step = trainer.global_step
         if not self.cfg.every or step % self.cfg.every:
             return
-        batch_stats = embedding_stats(*[z.detach() for z in pl_module.last_embeddings[:2]])
+        batch_stats = embedding_stats(*pl_module.last_embeddings[:2])
         probe = self.probe(pl_module)
         for prefix, stats in (("diag_batch", batch_stats), ("diag_probe", probe)):
             for k, v in stats.items():
                 if not isinstance(v, str):
                     pl_module.log(f"{prefix}/{k}", float(v), on_step=True, on_epoch=False)
         pl_module.log("diag_probe/collapsed", float(probe["verdict"] == "complete"), on_step=True, on_epoch=False)
-        self.last = probe | {"step": step}
         if probe["verdict"] == "complete" and self.cfg.stop_on_collapse and self.collapsed_at is None:
             self.collapsed_at = step
             trainer.should_stop = True

@@ -24,19 +24,14 @@ from torch import nn
 from ..losses import momentum_contrast, negative_cosine
 from ..losses.distributed import gather
 from ..nets import mlp
-from .base import SSLMethod
-from .direct import CorrelationEstimate, directcopy_predictor, directset_predictor
+from .base import SSLMethod, check_choice
+from .direct import NORMS, CorrelationEstimate, directcopy_predictor, directset_predictor
 from .momentum import cosine_momentum, ema_update, frozen_copy
 
 PREDICTORS = ("mlp", "linear", "none")
 DIRECT = ("none", "pred", "copy")
 LOSSES = ("cosine", "info_nce")
 WEIGHT_DECAY_ON = ("all", "predictor")
-
-
-def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {name} '{value}'; valid choices: {', '.join(valid)}")
 
 
 class AsymmetricSiamese(SSLMethod):
@@ -101,8 +96,9 @@ class AsymmetricSiamese(SSLMethod):
     ) -> None:
         super().__init__(backbone)
         for name, value, valid in (("predictor", predictor, PREDICTORS), ("direct", direct, DIRECT),
-                                   ("loss", loss, LOSSES), ("weight_decay_on", weight_decay_on, WEIGHT_DECAY_ON)):
-            _choice(name, value, valid)
+                                   ("loss", loss, LOSSES), ("weight_decay_on", weight_decay_on, WEIGHT_DECAY_ON),
+                                   ("norm", norm, NORMS)):
+            check_choice(name, value, valid)
         if not 0.0 <= momentum <= 1.0 or not 0.0 <= momentum_final <= 1.0:
             raise ValueError(f"momentum must lie in [0, 1], got {momentum} -> {momentum_final}")
         self.uses_ema = momentum > 0 or momentum_final > 0
@@ -139,8 +135,6 @@ class AsymmetricSiamese(SSLMethod):
         self.direct, self.freq, self.power, self.eps, self.eps_inside, self.norm = direct, freq, power, eps, eps_inside, norm
         if direct != "none":
             self.corr = CorrelationEstimate(proj_dim, rho=rho, zero_mean=zero_mean, init=init)
-            if direct == "copy":
-                directcopy_predictor(torch.eye(2), eps, norm)  # validates ``norm`` now, not at the first step
 
     def targets(self, views: list[torch.Tensor], z: list[torch.Tensor]) -> list[torch.Tensor]:
         """The target branch's projections of the two views (no gradient unless ``stop_gradient=False``)."""

@@ -14,12 +14,19 @@ import torch
 from torch import nn
 
 
+def check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    """One-line error for an option outside its choices: ``unknown <name> '<value>'; valid choices: ...``."""
+    if value not in valid:
+        raise ValueError(f"unknown {name} '{value}'; valid choices: {', '.join(valid)}")
+
+
 class SSLMethod(nn.Module, ABC):
     """Base class: holds the ``backbone`` whose features are evaluated."""
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
+        self.steps_per_epoch, self.total_steps = 1, 1  # until the engine calls configure_schedule
 
     @property
     def feature_dim(self) -> int:
@@ -37,6 +44,10 @@ class SSLMethod(nn.Module, ABC):
     def configure_schedule(self, steps_per_epoch: int, total_steps: int) -> None:
         """Told by the engine before training: methods with epoch-based schedules (DINO, SwAV) use it."""
         self.steps_per_epoch, self.total_steps = steps_per_epoch, total_steps
+
+    def epoch_of(self, step: int) -> int:
+        """The (0-based) epoch that optimiser step ``step`` belongs to."""
+        return step // max(1, self.steps_per_epoch)
 
     def before_optimizer_step(self, step: int) -> None:
         """Hook between backward and the optimiser step (``step`` = steps done): e.g. drop the

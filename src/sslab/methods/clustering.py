@@ -50,7 +50,6 @@ class SwAV(SSLMethod):
         self.register_buffer("queue", torch.zeros(2, queue_size, proj_dim))
         self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
-        self.steps_per_epoch = 1
 
     @property
     def embedding_dim(self) -> int:
@@ -63,8 +62,7 @@ class SwAV(SSLMethod):
         z = [F.normalize(self.projector(f), dim=1) for f in feats]
         scores = [self.prototypes(zi) for zi in z]
         queue_scores = None
-        epoch = int(self.steps_done) // max(1, self.steps_per_epoch)
-        if self.training and self.queue_size and epoch >= self.queue_start_epoch:
+        if self.training and self.queue_size and self.epoch_of(int(self.steps_done)) >= self.queue_start_epoch:
             full = int(self.queue_filled) >= self.queue_size  # official: used once the queue is full
             queue_scores = [self.prototypes(self.queue[i]).detach() if full else None for i in range(2)]
             self.push(z[:2])

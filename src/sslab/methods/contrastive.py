@@ -12,7 +12,7 @@ from torch import nn
 
 from ..losses import info_nce, spectral_contrastive, standardize_dimensions
 from ..nets import mlp
-from .base import SSLMethod
+from .base import SSLMethod, check_choice
 
 STANDARDIZE = ("none", "center", "dimension")
 
@@ -46,10 +46,8 @@ class SimCLR(SSLMethod):
     ) -> None:
         super().__init__(backbone)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, last_bn=proj_last_bn)
-        if loss not in ("info_nce", "spectral"):
-            raise ValueError(f"unknown loss '{loss}'; valid choices: info_nce, spectral")
-        if standardize not in STANDARDIZE:
-            raise ValueError(f"unknown standardize '{standardize}'; valid choices: {', '.join(STANDARDIZE)}")
+        check_choice("loss", loss, ("info_nce", "spectral"))
+        check_choice("standardize", standardize, STANDARDIZE)
         self.temperature, self.negatives, self.decoupled, self.loss = temperature, negatives, decoupled, loss
         self.standardize = standardize
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..losses import barlow_twins, vicreg, vicreg_exp, w_mse
 from ..nets import mlp
-from .base import SSLMethod
+from .base import SSLMethod, check_choice
 
 LOSSES = ("barlow_twins", "vicreg", "vicreg_exp", "vicreg_ctr", "w_mse")
 
@@ -45,8 +45,7 @@ class DimensionContrastive(SSLMethod):
         w_iter: int = 1,
     ) -> None:
         super().__init__(backbone)
-        if loss not in LOSSES:
-            raise ValueError(f"unknown loss '{loss}'; valid choices: {', '.join(LOSSES)}")
+        check_choice("loss", loss, LOSSES)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, last_bias=False)
         self.loss_name = loss
         self.lambd, self.sim_coeff, self.std_coeff, self.cov_coeff = lambd, sim_coeff, std_coeff, cov_coeff

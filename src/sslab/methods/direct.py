@@ -21,6 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..losses.distributed import world_size
+from .base import check_choice
 
 NORMS = ("spectral", "fro", "none")
 INITS = ("first_batch", "zeros")
@@ -46,8 +47,7 @@ def directcopy_predictor(corr: torch.Tensor, eps: float = 0.3, norm: str = "spec
     """DirectCopy: ``F̂/‖F̂‖ + εI``; ``norm`` = ``spectral`` (λ_max, Halvagal et al.), ``fro``
     (the KTH reproduction) or ``none`` (the official luckmatters code path) -- the paper's choice
     is NOT FOUND (spec §B.2), spectral is the default."""
-    if norm not in NORMS:
-        raise ValueError(f"unknown norm '{norm}'; valid choices: {', '.join(NORMS)}")
+    check_choice("norm", norm, NORMS)
     if norm == "spectral":
         scale = torch.linalg.eigvalsh(corr.double()).max().clamp(min=1e-30).to(corr.dtype)
     elif norm == "fro":
@@ -64,8 +64,7 @@ class CorrelationEstimate(nn.Module):
 
     def __init__(self, dim: int, rho: float = 0.3, zero_mean: bool = False, init: str = "first_batch") -> None:
         super().__init__()
-        if init not in INITS:
-            raise ValueError(f"unknown init '{init}'; valid choices: {', '.join(INITS)}")
+        check_choice("init", init, INITS)
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"rho must lie in [0, 1), got {rho}")
         self.rho, self.zero_mean, self.init = rho, zero_mean, init

@@ -89,7 +89,6 @@ class DINO(SSLMethod):
         self.warmup_teacher_temp, self.warmup_teacher_temp_epochs = warmup_teacher_temp, warmup_teacher_temp_epochs
         self.center_momentum, self.momentum, self.momentum_final = center_momentum, momentum, momentum_final
         self.freeze_last_layer = freeze_last_layer
-        self.steps_per_epoch, self.total_steps = 1, 1
 
     @property
     def embedding_dim(self) -> int:
@@ -98,7 +97,7 @@ class DINO(SSLMethod):
 
     def current_teacher_temp(self) -> float:
         """τ_t of the current epoch: linear from ``warmup_teacher_temp`` over the warm-up epochs (official schedule)."""
-        epoch = int(self.steps_done) // max(1, self.steps_per_epoch)
+        epoch = self.epoch_of(int(self.steps_done))
         n = self.warmup_teacher_temp_epochs
         if epoch >= n:
             return self.teacher_temp
@@ -130,7 +129,7 @@ class DINO(SSLMethod):
         self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
 
     def before_optimizer_step(self, step: int) -> None:
-        if step < self.freeze_last_layer * self.steps_per_epoch:  # official cancel_gradients_last_layer
+        if self.epoch_of(step) < self.freeze_last_layer:  # official cancel_gradients_last_layer
             self.head.last_v.grad = None
             self.head.last_g.grad = None
 
