@@ -92,3 +92,27 @@ def test_predictor_function_of_f_is_aligned_and_commutes():
     skew = gauss(6, 6, seed=7)
     bad = dg.predictor_stats(f, wp + (skew - skew.T))
     assert bad["commutator"] > 0.01 and bad["asymmetry"] > 0.1 and bad["alignment"].min() < 0.99
+
+
+def test_duality_stats_hand_cases_bounds_and_theorem():
+    from sslab.losses import dimension_contrastive, sample_contrastive
+
+    eye = dg.duality_stats(torch.eye(2))  # two orthogonal unit vectors: both criteria 0, rows⁴ at the lower bound
+    assert (eye["l_c"], eye["l_nc"], eye["rows4"], eye["cols4"]) == (0.0, 0.0, 2.0, 2.0) and eye["rows4_ratio"] == 1.0
+    z = gauss(300, 12, seed=8) + 0.5
+    st = dg.duality_stats(z)
+    u = torch.nn.functional.normalize(z, dim=1)
+    assert st["l_c"] == pytest.approx(float(sample_contrastive(u)), rel=1e-12)
+    assert st["l_nc"] == pytest.approx(float(dimension_contrastive(u)), rel=1e-12)
+    assert st["identity_gap"] < 1e-12 and st["cols4"] == pytest.approx(300)
+    assert st["rows4_lower"] <= st["rows4"] <= st["rows4_upper"]  # Lemma 3.4
+    # Corollary 3.4.1 with normalised embeddings
+    n, m = 300, 12
+    assert st["l_nc"] - n + n * n / m <= st["l_c"] + 1e-9 <= st["l_nc"] - n + n * n + 1e-9
+    iso = dg.duality_stats(gauss(4000, 16, seed=9))  # random directions: Prop. 3.1's healthy picture
+    assert iso["gram_offdiag_mean"] == pytest.approx(0.0, abs=0.01)
+    assert iso["gram_offdiag_var_ratio"] == pytest.approx(1.0, rel=0.03)
+    assert iso["rows4_ratio"] == pytest.approx(1.0, abs=0.02)
+    one = dg.duality_stats(torch.ones(50, 1) * torch.tensor([[0.0, 3.0, 0.0, 0.0]]))  # complete collapse on one axis
+    assert one["gram_offdiag_mean"] == pytest.approx(1.0) and one["gram_offdiag_var"] == pytest.approx(0.0, abs=1e-12)
+    assert one["rows4"] == pytest.approx(one["rows4_upper"]) and one["rows4_ratio"] == pytest.approx(4.0)

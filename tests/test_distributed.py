@@ -68,7 +68,7 @@ def _diagnostics_worker(rank: int, init: str, z1: torch.Tensor, z2: torch.Tensor
     try:
         n = N // WORLD
         a, b = z1[rank * n : (rank + 1) * n], z2[rank * n : (rank + 1) * n]
-        out[rank] = (dg.center_stats(a, b), dg.effective_rank(a), dg.embedding_std(a))
+        out[rank] = (dg.center_stats(a, b), dg.effective_rank(a), dg.embedding_std(a), dg.duality_stats(a))
     finally:
         dist.destroy_process_group()
 
@@ -82,7 +82,9 @@ def test_two_process_diagnostics_equal_one_process(tmp_path):
     mp.spawn(_diagnostics_worker, args=(f"file://{tmp_path / 'store'}", z1, z2, out), nprocs=WORLD, join=True)
     full = dg.center_stats(z1, z2)
     for r in range(WORLD):
-        stats, rank_eff, std = out[r]
+        stats, rank_eff, std, duality = out[r]
         assert all(stats[k] == pytest.approx(full[k], abs=1e-12) for k in full)
+        full_duality = dg.duality_stats(z1)
+        assert all(duality[k] == pytest.approx(full_duality[k], rel=1e-10, abs=1e-12) for k in full_duality)
         assert rank_eff == pytest.approx(dg.effective_rank(z1), abs=1e-12)
         assert std == pytest.approx(dg.embedding_std(z1), abs=1e-12)

@@ -188,6 +188,10 @@ def test_two_process_cpu_ddp_training_runs(tmp_path):
     assert summary["devices"] == 2 and summary["batch_size"] == 128
     assert summary["steps"] == 1437 // 128  # digits train split / global batch
     assert safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == summary["steps"]
+    # diagnostics gather across ranks; rank 0 alone writes the trace, ending with the final step's record
+    trace = [json.loads(line) for line in (out / "logs" / "diagnostics.jsonl").read_text().splitlines()]
+    assert trace[-1]["step"] == summary["steps"] and len(trace[-1]["spectrum"]) == summary["embedding_dim"]
+    assert trace[-1]["center_norm"] == pytest.approx(summary["diagnostics"]["center_norm"])
 
 
 def test_dino_with_a_vit_multicrop_clipping_and_weight_decay_schedule_trains(tmp_path):

@@ -1,4 +1,4 @@
-"""Command line: ``sslab train | eval | list``. Errors are one line on stderr with exit code 2."""
+"""Command line: ``sslab train | eval | analyze | list``. Errors are one line on stderr with exit code 2."""
 
 from __future__ import annotations
 
@@ -48,6 +48,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis import analyze
+
+    command = " ".join(["sslab analyze", *args.runs] + (["--out", args.out] if args.out else []))
+    report = analyze(args.runs, args.out, command=command)
+    print(f"sslab: report written to {report} (and report.html, analysis.json, the PNGs beside it)")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from .registry import listing
 
@@ -72,6 +81,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--knn", action="store_true", help="weighted kNN (default when neither is given)")
     e.add_argument("--linear", action="store_true", help="offline linear probe")
     e.set_defaults(func=cmd_eval)
+    a = sub.add_parser("analyze", help="report with plots on one run, or a comparison of several")
+    a.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_CHECKPOINT", help="run folders (or their checkpoints)")
+    a.add_argument("--out", help="report folder (default: <run>/analysis, or analysis-<a>-vs-<b> for several runs)")
+    a.set_defaults(func=cmd_analyze)
     ls = sub.add_parser("list", help="list methods, datasets, backbones or recipes")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "backbones", "recipes"])
     ls.set_defaults(func=cmd_list)

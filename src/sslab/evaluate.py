@@ -21,8 +21,9 @@ def load_run_config(checkpoint: Path) -> Config:
     raise CheckpointError(f"no config.yaml found next to {checkpoint} or its run folder")
 
 
-def load_backbone(checkpoint: str | Path) -> tuple[torch.nn.Module, Config]:
-    """The trained backbone of a run (eval mode) and its config."""
+def load_method(checkpoint: str | Path) -> tuple[torch.nn.Module, Config, int]:
+    """The trained method of a run (backbone, heads, buffers such as F̂; eval mode), its config and
+    the number of optimiser steps it was trained for."""
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
         checkpoint = checkpoint / "checkpoints" / "last.ckpt"
@@ -38,7 +39,13 @@ def load_backbone(checkpoint: str | Path) -> tuple[torch.nn.Module, Config]:
     missing, unexpected = method.load_state_dict(state, strict=False)
     if missing:
         raise CheckpointError(f"checkpoint {checkpoint} does not match method '{cfg.method}' (missing {missing[0]})")
-    return method.backbone.eval(), cfg
+    return method.eval(), cfg, int(ckpt.get("global_step", 0))
+
+
+def load_backbone(checkpoint: str | Path) -> tuple[torch.nn.Module, Config]:
+    """The trained backbone of a run (eval mode) and its config."""
+    method, cfg, _ = load_method(checkpoint)
+    return method.backbone, cfg
 
 
 def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, data_root: str | None = None,
@@ -72,4 +79,4 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, data
     return result
 
 
-__all__ = ["evaluate_checkpoint", "load_backbone"]
+__all__ = ["evaluate_checkpoint", "load_backbone", "load_method"]

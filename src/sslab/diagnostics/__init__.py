@@ -2,16 +2,18 @@
 
 * :mod:`.center` -- the center-vector framework of Jha et al. (center norm, augmentation-mean norm, spread);
 * :mod:`.spectrum` -- spectra and rank (effective rank, RankMe, α-ReQ, per-dimension std, alignment/uniformity);
+* :mod:`.duality` -- Garrido et al.'s L_c / L_nc, the Lemma 3.4 bounds, off-diagonal Gram statistics;
 * :mod:`.predictor` -- predictor dynamics of Tian et al. (eigen-alignment, commutator, symmetry, parabola);
 * :mod:`.verdict` -- the ``collapse`` verdict from those numbers.
 """
 
 from .center import aug_mean_norm, center_norm, center_stats
+from .duality import duality_stats
 from .predictor import predictor_stats
 from .spectrum import alignment, alpha_req, effective_rank, embedding_std, rankme, spectrum, uniformity
 from .verdict import VERDICTS, collapse_verdict
 
 __all__ = [
-    "VERDICTS", "alignment", "alpha_req", "aug_mean_norm", "center_norm", "center_stats", "collapse_verdict",
+    "VERDICTS", "alignment", "alpha_req", "aug_mean_norm", "center_norm", "center_stats", "collapse_verdict", "duality_stats",
     "effective_rank", "embedding_std", "predictor_stats", "rankme", "spectrum", "uniformity",
 ]

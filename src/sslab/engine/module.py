@@ -2,7 +2,7 @@
 
 Per step: uint8 batch -> views (generator seeded by ``(seed, global_step, rank)``, so a resumed
 run draws the same views) -> ``method(views)`` -> loss (+ the online linear probe's
-cross-entropy on detached features) -> optimiser step -> ``method.after_step``.
+cross-entropy on detached features) -> optimiser step -> ``method.after_step`` -> callbacks.
 """
 
 from __future__ import annotations
@@ -98,9 +98,15 @@ class SSLModule(pl.LightningModule):
                     g["decays"] = True  # remember which groups decay (those without stay at 0)
                     g["weight_decay"] = wd
 
+    def optimizer_step(self, *args, **kwargs) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # right after the update, before any callback looks at the model (the diagnostics monitor must see
+        # DirectPred's reset predictor and the EMA target of this step); Lightning counts this step as
+        # completed only after this hook returns, hence + 1
+        self.method.after_step(self.global_step + 1, self.total_steps)
+
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         step = self.global_step  # optimiser steps completed, including this one
-        self.method.after_step(step, self.total_steps)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         if self.kill_at_step is not None and step >= self.kill_at_step:
             os._exit(137)  # fault injection: die like SIGKILL, no cleanup, no checkpoint

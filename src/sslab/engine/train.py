@@ -4,7 +4,7 @@ Run folder layout::
 
     <out>/config.yaml          the resolved configuration
     <out>/checkpoints/last.ckpt  written atomically at the end of every epoch (``--resume`` reads it)
-    <out>/logs/                CSV (metrics.csv) and TensorBoard logs
+    <out>/logs/                CSV (metrics.csv) and TensorBoard logs; diagnostics.jsonl (probe-set spectra)
     <out>/summary.json         final numbers (see ``SUMMARY_KEYS``)
 """
 
@@ -66,6 +66,18 @@ def global_specs_with(specs: tuple, **changes) -> tuple:
     return tuple(out)
 
 
+def pipeline_from_config(cfg: Config):
+    """The view pipeline ``cfg`` trains with (its method's own unless ``views`` names one)."""
+    info = dataset_info(cfg.dataset)
+    views_name = cfg.views if cfg.views != "auto" else METHOD_VIEWS.get(cfg.method, "byol")
+    pipe = view_pipeline(views_name, info.resolution, size=cfg.image_size or info.image_size, mean=info.mean,
+                         std=info.std, local_crops=cfg.local_crops)
+    if cfg.crop_scale is not None:
+        scale = tuple(float(s) for s in cfg.crop_scale)
+        pipe = replace(pipe, specs=global_specs_with(pipe.specs, scale=scale))
+    return pipe
+
+
 def build(cfg: Config):
     """Data, view pipeline and method for ``cfg`` (no Lightning objects)."""
     info = dataset_info(cfg.dataset)
@@ -79,11 +91,7 @@ def build(cfg: Config):
     train = pretrain if same else load_split(cfg.dataset, info.train_split, cfg.data_root, **kw)
     test = load_split(cfg.dataset, info.test_split, cfg.data_root, **kw)
     size = cfg.image_size or info.image_size
-    views_name = cfg.views if cfg.views != "auto" else METHOD_VIEWS.get(cfg.method, "byol")
-    pipe = view_pipeline(views_name, info.resolution, size=size, mean=info.mean, std=info.std, local_crops=cfg.local_crops)
-    if cfg.crop_scale is not None:
-        scale = tuple(float(s) for s in cfg.crop_scale)
-        pipe = replace(pipe, specs=global_specs_with(pipe.specs, scale=scale))
+    pipe = pipeline_from_config(cfg)
     name, _ = resolve_backbone(cfg, info.channels, size)
     method = build_method(cfg.method, backbone_from_config(cfg, info.channels, size), **cfg.method_args)
     classes = int(max(int(train.labels.max()), int(test.labels.max())) + 1)
@@ -153,7 +161,10 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     knn = KNNMonitor(train_split, test_split, size, info.mean, info.std, cfg.eval.knn_k, cfg.eval.knn_temperature,
                      cfg.eval.knn_every, channels_last=cfg.channels_last, num_workers=0)
     report = EpochReport(knn, cfg.batch_size * world)
-    diag = DiagnosticsMonitor(probe_images(pretrain, cfg.diagnostics.probe_size), cfg.diagnostics)
+    trace = out / "logs" / "diagnostics.jsonl"
+    if not resume:
+        trace.unlink(missing_ok=True)  # a new run in an old folder starts a new trace; a resumed one appends
+    diag = DiagnosticsMonitor(probe_images(pretrain, cfg.diagnostics.probe_size), cfg.diagnostics, trace=trace)
     show_bar = cfg.progress and os.isatty(2)  # a live bar on a terminal; plain epoch lines in logs
     checkpoint = EpochCheckpoint(ckpt)
     trainer = pl.Trainer(

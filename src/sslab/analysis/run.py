@@ -1,0 +1,130 @@
+"""A finished (or interrupted) run, read back from its folder for ``sslab analyze``.
+
+Sources, all written by ``sslab train``: ``config.yaml``; ``summary.json`` (final numbers and the
+``diagnostics`` object); ``logs/metrics.csv`` (loss, kNN, every logged scalar, by step);
+``logs/diagnostics.jsonl`` (the probe set's diagnostics, spectrum and predictor modes every K
+steps). Given a checkpoint instead of a folder -- or a folder whose summary has no diagnostics
+(a killed run, an older version) -- the final diagnostics are recomputed from the checkpoint on
+the same fixed probe views the monitor uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+
+@dataclass
+class Run:
+    name: str
+    folder: Path
+    config: dict
+    summary: dict
+    final: dict  # final probe-set diagnostics (summary's, or recomputed from the checkpoint)
+    metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # key -> [(step, value)]
+    trace: list[dict] = field(default_factory=list)  # diagnostics.jsonl records, one per step, in step order
+    checkpoint: Path | None = None
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        """(steps, values) of a trace scalar (``center_norm`` ...) or, failing that, a metrics.csv column."""
+        pairs = [(r["step"], r[key]) for r in self.trace if isinstance(r.get(key), (int, float))]
+        if not pairs:
+            pairs = self.metrics.get(key, [])
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    @property
+    def embedding_dim(self) -> int | None:
+        return self.summary.get("embedding_dim") or (len(self.trace[-1]["spectrum"]) if self.trace else None)
+
+    @property
+    def probe_size(self) -> int:
+        return int(self.config.get("diagnostics", {}).get("probe_size", 512))
+
+
+def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """metrics.csv as ``{column: [(step, value), ...]}`` (empty cells skipped, the last value per step kept)."""
+    out: dict[str, dict[int, float]] = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            step = int(float(row.get("step") or 0))
+            for key, value in row.items():
+                if key in ("step", "epoch") or value in ("", None):
+                    continue
+                v = float(value)
+                if math.isfinite(v):
+                    out.setdefault(key, {})[step] = v
+    return {k: sorted(v.items()) for k, v in out.items()}
+
+
+def read_trace(path: Path) -> list[dict]:
+    """diagnostics.jsonl records by step; a resumed run may repeat steps (the later record wins)."""
+    by_step: dict[int, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            by_step[int(record["step"])] = record
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def locate(path: str | Path) -> tuple[Path, Path | None]:
+    """(run folder, checkpoint given explicitly or None) of a ``sslab analyze`` argument."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "config.yaml").is_file():
+            raise FileNotFoundError(f"{path} is not a run folder (no config.yaml): give a folder written by `sslab train` "
+                                    "or its checkpoint")
+        return path, None
+    if path.is_file():
+        for folder in (path.parent.parent, path.parent):
+            if (folder / "config.yaml").is_file():
+                return folder, path
+        raise FileNotFoundError(f"no config.yaml next to checkpoint {path} or in its run folder")
+    raise FileNotFoundError(f"run folder or checkpoint not found: {path}")
+
+
+def checkpoint_diagnostics(checkpoint: Path) -> tuple[dict, dict]:
+    """Final probe-set diagnostics of a checkpoint (as the monitor computes them) and a trace record for it."""
+    from ..data import dataset_info, load_split
+    from ..engine import diagnostics as monitor
+    from ..engine.train import pipeline_from_config, probe_images
+    from ..evaluate import load_method
+
+    method, cfg, step = load_method(checkpoint)
+    info = dataset_info(cfg.dataset)
+    images = probe_images(load_split(cfg.dataset, info.pretrain_split, cfg.data_root), cfg.diagnostics.probe_size)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    method = method.to(device)
+    z1, z2 = monitor.probe_embeddings(method, monitor.probe_views(pipeline_from_config(cfg), images, device))
+    modes = monitor.predictor_modes(method, z1)
+    d = cfg.diagnostics
+    stats = monitor.embedding_stats(z1, z2, d.center_threshold, d.dimensional_fraction) | monitor.predictor_summary(modes)
+    return stats | {"step": step}, monitor.trace_record(step, None, stats, z1, modes)
+
+
+def load_run(path: str | Path, name: str | None = None) -> Run:
+    """Read a run folder (or a run's checkpoint) into a :class:`Run`."""
+    folder, checkpoint = locate(path)
+    config = OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"))
+    summary_path = folder / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    metrics_path, trace_path = folder / "logs" / "metrics.csv", folder / "logs" / "diagnostics.jsonl"
+    run = Run(name=name or folder.name, folder=folder, config=config, summary=summary,
+              final=dict(summary.get("diagnostics") or {}),
+              metrics=read_metrics(metrics_path) if metrics_path.is_file() else {},
+              trace=read_trace(trace_path) if trace_path.is_file() else [], checkpoint=checkpoint)
+    if checkpoint is None and not run.final:
+        last = folder / "checkpoints" / "last.ckpt"
+        checkpoint = last if last.is_file() else None
+    if checkpoint is not None and (run.checkpoint is not None or not run.final):
+        run.final, record = checkpoint_diagnostics(checkpoint)
+        run.checkpoint = checkpoint
+        run.trace = [r for r in run.trace if r["step"] < record["step"]] + [record]  # the trace up to this checkpoint
+    if not run.final:
+        raise FileNotFoundError(f"{folder} has neither a summary with diagnostics nor a checkpoint to compute them from")
+    return run
