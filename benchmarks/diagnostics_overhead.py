@@ -1,10 +1,15 @@
 """Training-step cost of the diagnostics monitor: the same run with diagnostics off and every K steps.
 
-Trains the default method (recipe ``<method>_mnist5k``) for a few epochs per setting, alternating
-settings over ``--repeats`` rounds, and compares training throughput (images/s from
-``summary.json``, evaluation excluded). Prints a table and writes JSON.
+Two measurements, both printed as tables and written to one JSON:
 
-    python benchmarks/diagnostics_overhead.py [--method byol] [--epochs 3] [--every 0 50 10] [--repeats 2]
+1. unit costs, in one process: the median time of a training step (views, forward, backward,
+   optimiser, after_step) and of one monitor call (batch statistics, probe-set forward and
+   statistics, spectrum and predictor modes for the trace) -> the overhead every K steps costs,
+   t_diag / (K · t_step), free of run-to-run noise;
+2. end to end: the recipe ``<method>_mnist5k`` trained for a few epochs per setting, settings
+   alternated over ``--repeats`` rounds, training throughput from ``summary.json``.
+
+    python benchmarks/diagnostics_overhead.py [--method byol] [--epochs 3] [--every 0 50 10] [--repeats 2] [--unit-only]
 """
 
 from __future__ import annotations
@@ -15,9 +20,56 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def unit_costs(method: str, repeats: int = 20) -> dict:
+    """Median ms of one training step and of one diagnostics call, on the recipe's model and data."""
+    from sslab.config import resolve
+    from sslab.engine import diagnostics as monitor
+    from sslab.engine.train import build, probe_images
+
+    torch.manual_seed(0)
+    cfg = resolve(None, [f"method={method}"])
+    _, pretrain, _, _, pipe, model, _, _, _ = build(cfg)
+    images = pretrain.images[: cfg.batch_size]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    last = {}
+
+    def step() -> None:
+        out = model(pipe(images, g))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        model.after_step(2, 100)
+        last["z"] = [z.detach() for z in out["embeddings"]]
+
+    views = monitor.probe_views(pipe, probe_images(pretrain, cfg.diagnostics.probe_size), "cpu")
+
+    def diagnose() -> None:  # what DiagnosticsMonitor does every K steps
+        monitor.embedding_stats(*last["z"][:2])
+        z1, z2 = monitor.probe_embeddings(model, views)
+        modes = monitor.predictor_modes(model, z1)
+        stats = monitor.embedding_stats(z1, z2) | monitor.predictor_summary(modes)
+        monitor.trace_record(0, 0, stats, z1, modes)
+
+    t_step = median_ms(step, repeats)
+    t_diag = median_ms(diagnose, max(5, repeats // 2))
+    return {"step_ms": t_step, "diagnostics_ms": t_diag}
 
 
 def run(method: str, epochs: int, every: int, out: Path) -> float:
@@ -34,7 +86,20 @@ def main() -> None:
     p.add_argument("--every", type=int, nargs="+", default=[0, 50, 10])
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/diagnostics_overhead.json")
+    p.add_argument("--unit-only", action="store_true", help="only the in-process unit costs (no training runs)")
     a = p.parse_args()
+    unit = unit_costs(a.method)
+    print(f"one training step {unit['step_ms']:.1f} ms, one diagnostics call {unit['diagnostics_ms']:.1f} ms")
+    print(f"{'diagnostics.every':>18} {'predicted overhead':>19}")
+    unit["predicted"] = {}
+    for e in a.every:
+        if e:
+            unit["predicted"][e] = unit["diagnostics_ms"] / (e * unit["step_ms"])
+            print(f"{e:>18} {100 * unit['predicted'][e]:>18.1f}%")
+    result = {"method": a.method, "torch": torch.__version__, "threads": torch.get_num_threads(), "unit": unit}
+    if a.unit_only:
+        _write(a.out, result)
+        return
     speeds: dict[int, list[float]] = {e: [] for e in a.every}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.repeats):
@@ -47,9 +112,12 @@ def main() -> None:
         med = statistics.median(speeds[e])
         rows.append({"every": e, "images_per_second": speeds[e], "median": med, "slowdown": 1 - med / base})
         print(f"{e:>18} {med:>15.1f} {100 * (1 - med / base):>8.1f}%")
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps({"method": a.method, "epochs": a.epochs, "torch": torch.__version__,
-                                       "threads": torch.get_num_threads(), "rows": rows}, indent=2) + "\n")
+    _write(a.out, result | {"epochs": a.epochs, "rows": rows})
+
+
+def _write(path: str, result: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -66,8 +66,10 @@ def test_trace_sees_directpred_predictor_after_its_reset(runs):
     """The monitor runs after the method's after_step: Wp = f(F̂) exactly, so the commutator is rounding only."""
     run = load_run(runs[0])
     steps = [r["step"] for r in run.trace]
-    assert steps == sorted(steps) and steps[0] == 5 and len(steps) >= 4
-    assert all(r["pred_commutator"] < 1e-6 and min(r["predictor"]["alignment"]) > 0.999 for r in run.trace)
+    assert steps == sorted(steps) and steps[:2] == [0, 5] and len(steps) >= 4  # step 0: the untrained model
+    trained = [r for r in run.trace if r["step"] > 0]
+    assert all(r["pred_commutator"] < 1e-6 and min(r["predictor"]["alignment"]) > 0.999 for r in trained)
+    assert "predictor" not in run.trace[0]  # step 0: DirectPred has no F̂ estimate yet
     assert all(len(r["spectrum"]) == 16 for r in run.trace)
 
 

@@ -91,3 +91,20 @@ def test_collapse_ablations_collapse_and_healthy_presets_do_not(name, ablation, 
     m, pipe, _ = run(name, images[:-256], steps=60, lr=5e-3, **common)
     center, rank = collapse_measures(m, pipe, held_out)
     assert center < 0.9 and rank > 4, f"{name}: center {center:.3f}, rank {rank:.2f}; expected no collapse"
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_embed_views_are_the_embeddings_the_loss_sees(name, images):
+    """The diagnostics probe calls ``embed_views`` (online network only); it must return exactly forward's embeddings."""
+    torch.manual_seed(0)
+    kw = SMALL.get(name, dict(proj_hidden_dim=64, proj_dim=32))
+    m = build_method(name, create_backbone("convnet", in_channels=1, width=0.25, grid=2), **kw).eval()
+    info = dataset_info("mnist5k")
+    pipe = view_pipeline(METHOD_VIEWS[name], info.resolution, mean=info.mean, std=info.std)
+    views = pipe(images[:32], torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        forward = m(views)["embeddings"][:2]
+        _, probe = m.embed_views(views)
+    assert len(probe) == 2
+    for a, b in zip(forward, probe):
+        assert torch.equal(a, b)

@@ -56,13 +56,22 @@ def _trend(run: Run) -> str:
     steps, values = run.series("center_norm")
     if len(steps) < 2:
         return ""
+    thr = run.config.get("diagnostics", {}).get("center_threshold", 0.9)
+    if steps[0] == 0:
+        text = f" The untrained network starts at center norm {values[0]:.3f}"
+        if values[0] >= thr:
+            text += " (randomly initialised networks map all images to similar embeddings)"
+    else:
+        text = f" At step {steps[0]} the center norm is {values[0]:.3f}"
     peak = max(range(len(values)), key=values.__getitem__)
-    text = f" Over training the center norm went from {values[0]:.3f} (step {steps[0]}) to {values[-1]:.3f} (step {steps[-1]})"
+    text += f"; by step {steps[-1]} it is {values[-1]:.3f}"
     if 0 < peak < len(values) - 1 and values[peak] > max(values[0], values[-1]) + 0.05:
-        text += f", peaking at {values[peak]:.3f} (step {steps[peak]})"
-    collapsed = [r["step"] for r in run.trace if r.get("verdict") == "complete"]
+        text += f", after peaking at {values[peak]:.3f} (step {steps[peak]})"
+    collapsed = [r["step"] for r in run.trace if r.get("verdict") == "complete" and r["step"] > 0]
     if collapsed and run.final.get("verdict") == "complete":
-        text += f"; the probe set first read as completely collapsed at step {collapsed[0]}"
+        later = [st for st in steps if st >= collapsed[0]]
+        text += (f", and every probe from step {collapsed[0]} on reads as completely collapsed" if later == collapsed
+                 else f"; the probe set first read as completely collapsed at step {collapsed[0]}")
     elif collapsed:
         text += (f"; it read as collapsed at step{'s' if len(collapsed) > 1 else ''} "
                  f"{', '.join(map(str, collapsed[:5]))}{' …' if len(collapsed) > 5 else ''} and recovered")

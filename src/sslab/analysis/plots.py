@@ -52,6 +52,7 @@ def training(runs: list[Run], out: Path) -> str | None:
     if not any(run.metrics for run in runs):
         return None
     fig, (loss, knn) = _panels(2)
+    drawn: set[float] = set()
     for i, run in enumerate(runs):
         key = "train/loss_step" if "train/loss_step" in run.metrics else "train/loss_epoch"
         steps, values = run.series(key)
@@ -60,8 +61,9 @@ def training(runs: list[Run], out: Path) -> str | None:
         if steps:
             knn.plot(steps, values, "o-", color=_color(i), label=run.name)
         base = run.summary.get("baselines", {}).get("random_init_knn_top1")
-        if base is not None:
-            knn.axhline(base, color=_color(i), ls="--", lw=1, label=f"{run.name}: random encoder")
+        if base is not None and base not in drawn:  # runs of the same shape share one baseline line
+            drawn.add(base)
+            knn.axhline(base, color=_color(i) if len(runs) > 1 else "k", ls="--", lw=1, label=f"random encoder ({run.name})")
     loss.set(title="training loss", xlabel="step", ylabel="loss")
     knn.set(title="kNN top-1 on the test split", xlabel="step", ylabel="accuracy")
     loss.legend(fontsize=8)

@@ -20,7 +20,7 @@ from .run import Run, load_run
 #: the final-diagnostics table: (key, label, what a healthy run shows)
 TABLE_ROWS = (
     ("verdict", "verdict", "healthy"),
-    ("center_norm", "center norm ‖s‖ (plug-in)", "≈ 0; complete collapse ≥ 0.9"),
+    ("center_norm", "center norm ‖s‖ (plug-in)", "< 0.9 (complete collapse); ≈ 0 when spread evenly"),
     ("center_sq", "‖s‖² (unbiased)", "≈ 0"),
     ("aug_mean_norm", "augmentation-mean norm E‖μ(x)‖", "high: views agree"),
     ("aug_mean_sq", "E‖μ(x)‖² (mean positive cosine)", "close to 1"),

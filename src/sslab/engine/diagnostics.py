@@ -51,6 +51,8 @@ def predictor_modes(method: nn.Module, z: torch.Tensor) -> dict | None:
     if not isinstance(pred, nn.Linear):
         return None
     corr = method.corr.value() if hasattr(method, "corr") else (z.T @ z / z.shape[0])
+    if not bool(torch.any(corr != 0)):  # DirectPred before its first batch: no F̂ yet, nothing to align with
+        return None
     return dg.predictor_stats(corr, pred.weight)
 
 
@@ -76,11 +78,11 @@ def trace_record(step: int, epoch: int | None, stats: dict, z: torch.Tensor, mod
 
 @torch.no_grad()
 def probe_embeddings(method: nn.Module, views: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first two views' embeddings, computed in eval mode (no BN batch statistics, no updates)."""
+    """The two views' embeddings (online network only), in eval mode: no BN batch statistics, no updates."""
     was_training = method.training
     method.eval()
     try:
-        z1, z2 = method(views)["embeddings"][:2]
+        z1, z2 = method.embed_views(views)[1]
     finally:
         method.train(was_training)
     return z1, z2
@@ -103,6 +105,10 @@ class DiagnosticsMonitor(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.views = probe_views(pl_module.views, self.probe_images, pl_module.device)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step == 0 and self.cfg.every:  # the untrained model: where every curve starts
+            self.probe(pl_module, 0)
 
     @torch.no_grad()
     def probe(self, pl_module: pl.LightningModule, step: int | None = None) -> dict[str, float | str]:

@@ -57,10 +57,15 @@ class SSLMethod(nn.Module, ABC):
     def after_step(self, step: int, total_steps: int) -> None:
         """Hook after each optimiser step; ``step`` counts completed steps (1-based)."""
 
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """The embedding of backbone features that the loss sees (and the diagnostics measure): the projection."""
+        return self.projector(features)
+
     def embed_views(self, views: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Backbone features and projections (``self.projector``) of the two global views, one network."""
+        """Backbone features and embeddings of the two global views, online network only (what the
+        diagnostics probe: no predictor, target or loss is computed)."""
         feats = [self.backbone(v) for v in views[:2]]
-        return feats, [self.projector(f) for f in feats]
+        return feats, [self.embed(f) for f in feats]
 
     def parameter_groups(self) -> list[dict]:
         """Optimiser parameter groups; override to give parts their own settings (e.g. a predictor)."""

@@ -55,11 +55,15 @@ class SwAV(SSLMethod):
     def embedding_dim(self) -> int:
         return self.prototypes.in_features
 
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """The ℓ2-normalised projection that the prototypes score."""
+        return F.normalize(self.projector(features), dim=1)
+
     def forward(self, views: list[torch.Tensor]) -> dict:
         with torch.no_grad():  # official: the prototypes are re-normalised before every step
             self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
         feats = [self.backbone(v) for v in views]
-        z = [F.normalize(self.projector(f), dim=1) for f in feats]
+        z = [self.embed(f) for f in feats]
         scores = [self.prototypes(zi) for zi in z]
         queue_scores = None
         if self.training and self.queue_size and self.epoch_of(int(self.steps_done)) >= self.queue_start_epoch:

@@ -103,6 +103,10 @@ class DINO(SSLMethod):
             return self.teacher_temp
         return self.warmup_teacher_temp + (self.teacher_temp - self.warmup_teacher_temp) * (epoch / max(1, n - 1))
 
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """The head's ℓ2-normalised bottleneck (before the weight-normalised prototypes layer)."""
+        return self.head.bottleneck(features)
+
     def forward(self, views: list[torch.Tensor]) -> dict:
         feats = [self.backbone(v) for v in views]
         student = [self.head(f) for f in feats]
@@ -115,7 +119,7 @@ class DINO(SSLMethod):
             entropy = -(p * torch.log(p.clamp(min=1e-30))).sum(-1).mean()
         if self.training:
             self.update_center(torch.cat(teacher))
-        embeddings = [self.head.bottleneck(f) for f in feats[:2]]
+        embeddings = [self.embed(f) for f in feats[:2]]
         return {"loss": loss, "features": feats[0], "embeddings": embeddings, "teacher_entropy": entropy,
                 "kl": loss.detach() - entropy}
 
