@@ -1,4 +1,4 @@
-"""Command line: ``sslab train | eval | analyze | list``. Errors are one line on stderr with exit code 2."""
+"""Command line: ``sslab train | eval | analyze | theory | list``. Errors are one line on stderr with exit code 2."""
 
 from __future__ import annotations
 
@@ -57,6 +57,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_theory(args: argparse.Namespace) -> int:
+    from .theory.lab import EXPERIMENTS, run_experiment, summary_lines
+
+    if args.name == "list":
+        for e in EXPERIMENTS.values():
+            print(f"{e.name:<12} {e.summary}")
+        return 0
+    record = run_experiment(args.name, args.options, args.out)
+    print(json.dumps(record, indent=2) if args.json else "\n".join(summary_lines(record)))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from .registry import listing
 
@@ -85,6 +97,12 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_CHECKPOINT", help="run folders (or their checkpoints)")
     a.add_argument("--out", help="report folder (default: <run>/analysis, or analysis-<a>-vs-<b> for several runs)")
     a.set_defaults(func=cmd_analyze)
+    th = sub.add_parser("theory", help="the papers' linear-network theory: `sslab theory list`, `sslab theory NAME`")
+    th.add_argument("name", help="experiment name, or 'list'")
+    th.add_argument("options", nargs="*", help="key=value options, e.g. eta=0.1 alpha_p=[0.5,1,2]")
+    th.add_argument("--out", help="folder for the figures and NAME.json (default theory/NAME)")
+    th.add_argument("--json", action="store_true", help="print the full JSON instead of the summary")
+    th.set_defaults(func=cmd_theory)
     ls = sub.add_parser("list", help="list methods, datasets, backbones or recipes")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "backbones", "recipes"])
     ls.set_defaults(func=cmd_list)
