@@ -129,7 +129,7 @@ def run_directset(prm: dict, out: Path) -> dict:
         if np.isfinite(variance_threshold(eta)) and variance_threshold(eta) <= prm["aug_var_max"]:
             feat.axvline(variance_threshold(eta), color=f"C{i}", ls=":", lw=1)
     feat.set(xlabel="augmentation variance σ_k² of feature k", ylabel="‖W e_k‖² after training",
-             title=f"DirectSet(α={prm['alpha']}): kept features (line: closed form, dotted: 1/(4η) − 1)")
+             title=f"DirectSet(α={prm['alpha']}): dots SGD, lines closed form, dotted 1/(4η) − 1")
     feat.legend(fontsize=7)
     # downstream: labels depend on the lowest-variance features only
     w_probe = ws[etas.index(float(prm["probe_eta"]))]
@@ -140,7 +140,7 @@ def run_directset(prm: dict, out: Path) -> dict:
     for name, accs in accuracy.items():
         probe.plot(prm["labels"], accs, "o-", label=name)
     probe.set(xscale="log", xlabel="labelled samples", ylabel="test accuracy",
-              title=f"linear probe, labels from the {prm['label_features']} lowest-variance features (η={prm['probe_eta']})")
+              title=f"few-label probe (labels: {prm['label_features']} lowest-variance features, η={prm['probe_eta']})")
     probe.legend(fontsize=8)
     agree = [k1 == k2 for r in rows for k1, k2 in zip(r["kept_sgd"], r["kept_theory"])]
     return {"aug_var": aug_var.tolist(), "rows": rows, "kept_agreement": sum(agree) / len(agree),

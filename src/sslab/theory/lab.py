@@ -116,7 +116,8 @@ def summary_lines(record: dict) -> list[str]:
         if isinstance(value, list) and (len(value) > 12 or any(isinstance(v, (list, dict)) for v in value)):
             continue
         if isinstance(value, dict):
-            inner = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if not isinstance(v, (list, dict)))
+            inner = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()
+                              if not isinstance(v, dict) and not (isinstance(v, list) and len(v) > 12))
             lines.append(f"{key}: {inner}")
         else:
             lines.append(f"{key}: {_fmt(value)}")

@@ -42,7 +42,7 @@ def save(fig: Figure, out: Path, name: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------- tian-modes
 MODES_DEFAULTS = {"alpha_p": 1.0, "eta": 0.04, "sigma2": 0.0, "beta": None, "tau0": 1.0, "t_end": 400.0,
-                  "p0": [0.01, 0.03, 0.05, 0.2, 0.6, 1.2], "s0": [0.3, 0.3, 0.3, 0.3, 0.3, 0.3], "collapse_tol": 1e-3}
+                  "p0": [0.01, 0.03, 0.05, 0.2, 0.6, 1.2], "s0": [1e-4, 9e-4, 2.5e-3, 0.04, 0.1, 1.0], "collapse_tol": 1e-3}
 
 
 def run_modes(prm: dict, out: Path) -> dict:
@@ -81,7 +81,7 @@ def run_modes(prm: dict, out: Path) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- tian-linear
 LINEAR_DEFAULTS = {"n": 6, "augmentation": "additive", "isotropic": True, "sigma": 0.5, "keep": 0.8, "alpha_p": 1.0,
-                   "eta": 0.01, "beta": 0.5, "target": "ema", "symmetric": False, "lr": 0.01, "steps": 3000,
+                   "eta": 0.01, "beta": 0.5, "target": "ema", "symmetric": False, "lr": 0.02, "steps": 5000,
                    "batch": 512, "init_scale": 0.5, "seed": 0}
 
 
@@ -151,7 +151,7 @@ def run_linear(prm: dict, out: Path) -> dict:
         tau = 1.0  # at a steady state Wa = W
         target_wp = wp_fixed_point(f_end, tau, prm["sigma"] ** 2 if prm["augmentation"] == "additive" else 0.0,
                                    prm["eta"], prm["alpha_p"])
-        result["wp_fixed_point_gap"] = float(np.linalg.norm((flow["Wp"][-1] + flow["Wp"][-1].T) / 2 - target_wp))
+        result["wp_fixed_point_gap_at_t_end"] = float(np.linalg.norm((flow["Wp"][-1] + flow["Wp"][-1].T) / 2 - target_wp))
     return result
 
 
