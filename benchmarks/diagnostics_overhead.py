@@ -62,9 +62,7 @@ def unit_costs(method: str, repeats: int = 20) -> dict:
 
     def diagnose() -> None:  # what DiagnosticsMonitor does every K steps
         monitor.embedding_stats(*last["z"][:2])
-        z1, z2 = monitor.probe_embeddings(model, views)
-        modes = monitor.predictor_modes(model, z1)
-        stats = monitor.embedding_stats(z1, z2) | monitor.predictor_summary(modes)
+        stats, z1, modes = monitor.probe_diagnostics(model, views, cfg.diagnostics)
         monitor.trace_record(0, 0, stats, z1, modes)
 
     t_step = median_ms(step, repeats)

@@ -14,27 +14,14 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from ..figures import panels, save
 from .run import Run
 
 COLORS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:gray")
-DPI = 110
 
 
 def _color(i: int) -> str:
     return COLORS[i % len(COLORS)]
-
-
-def _save(fig: Figure, out: Path, name: str) -> str:
-    fig.savefig(out / name, dpi=DPI, bbox_inches="tight")
-    return name
-
-
-def _panels(n: int, width: float = 4.6, height: float = 3.4) -> tuple[Figure, list]:
-    fig = Figure(figsize=(width * n, height), layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    return fig, list(axes)
 
 
 def _lines(ax, runs: list[Run], key: str, label_runs: bool = True, **kw) -> bool:
@@ -51,7 +38,7 @@ def training(runs: list[Run], out: Path) -> str | None:
     """Loss by step; kNN top-1 by step, each run's random-encoder baseline dashed."""
     if not any(run.metrics for run in runs):
         return None
-    fig, (loss, knn) = _panels(2)
+    fig, (loss, knn) = panels(2)
     drawn: set[float] = set()
     for i, run in enumerate(runs):
         key = "train/loss_step" if "train/loss_step" in run.metrics else "train/loss_epoch"
@@ -68,14 +55,14 @@ def training(runs: list[Run], out: Path) -> str | None:
     knn.set(title="kNN top-1 on the test split", xlabel="step", ylabel="accuracy")
     loss.legend(fontsize=8)
     knn.legend(fontsize=8)
-    return _save(fig, out, "training.png")
+    return save(fig, out, "training.png")
 
 
 def center(runs: list[Run], out: Path) -> str | None:
     """Jha et al.'s picture: ‖s‖, E‖μ(x)‖ and the spread E‖μ − s‖² over training."""
     if not any(run.trace for run in runs):
         return None
-    fig, (c, m, spread) = _panels(3)
+    fig, (c, m, spread) = panels(3)
     _lines(c, runs, "center_norm", marker=".")
     thr = runs[0].config.get("diagnostics", {}).get("center_threshold", 0.9)
     c.axhline(thr, color="k", ls=":", lw=1, label=f"collapse threshold {thr}")
@@ -85,14 +72,14 @@ def center(runs: list[Run], out: Path) -> str | None:
     _lines(spread, runs, "aug_mean_spread", marker=".")
     spread.set(title="E‖μ(x) − s‖²: agreement that tells images apart", xlabel="step")
     c.legend(fontsize=8)
-    return _save(fig, out, "center.png")
+    return save(fig, out, "center.png")
 
 
 def rank(runs: list[Run], out: Path) -> str | None:
     """Effective rank (solid) and RankMe (dotted) against D; per-dimension std against 1/√D."""
     if not any(run.trace for run in runs):
         return None
-    fig, (r, s) = _panels(2)
+    fig, (r, s) = panels(2)
     _lines(r, runs, "effective_rank", marker=".")
     _lines(r, runs, "rankme", label_runs=False, ls=":")
     _lines(s, runs, "z_std", marker=".")
@@ -104,7 +91,7 @@ def rank(runs: list[Run], out: Path) -> str | None:
     s.set(title="std of z/‖z‖ per dimension (0 = collapsed)", xlabel="step", ylim=(0, None))
     r.legend(fontsize=8)
     s.legend(fontsize=8)
-    return _save(fig, out, "rank.png")
+    return save(fig, out, "rank.png")
 
 
 def spectra(runs: list[Run], out: Path) -> str | None:
@@ -112,7 +99,7 @@ def spectra(runs: list[Run], out: Path) -> str | None:
     have = [run for run in runs if any(rec.get("spectrum") for rec in run.trace)]
     if not have:
         return None
-    fig, axes = _panels(len(have), width=5.0)
+    fig, axes = panels(len(have), width=5.0)
     for ax, run in zip(axes, have):
         records = [rec for rec in run.trace if rec.get("spectrum")]
         norm = Normalize(records[0]["step"], max(records[-1]["step"], records[0]["step"] + 1))
@@ -127,14 +114,14 @@ def spectra(runs: list[Run], out: Path) -> str | None:
                ylabel="λ_k / Σλ", ylim=(1e-7, 1.5))
         ax.legend(fontsize=8)
         fig.colorbar(ScalarMappable(norm, "viridis"), ax=ax, label="step")
-    return _save(fig, out, "spectra.png")
+    return save(fig, out, "spectra.png")
 
 
 def duality(runs: list[Run], out: Path) -> str | None:
     """Σ‖rows‖⁴ between its Lemma 3.4 bounds, and the off-diagonal Gram statistics (Prop. 3.1)."""
     if not any(run.series("rows4_ratio")[0] for run in runs):
         return None
-    fig, (rows, mean, var) = _panels(3)
+    fig, (rows, mean, var) = panels(3)
     _lines(rows, runs, "rows4_ratio", marker=".")
     rows.axhline(1, color="k", ls=":", lw=1, label="lower bound N²/M")
     rows.set(title="Σ‖rows‖⁴ / (N²/M)  (upper bound: M)", xlabel="step", yscale="log")
@@ -145,7 +132,7 @@ def duality(runs: list[Run], out: Path) -> str | None:
     var.set(title="M · var(u_iᵀu_j), i ≠ j", xlabel="step", yscale="log")
     rows.legend(fontsize=8)
     var.legend(fontsize=8)
-    return _save(fig, out, "duality.png")
+    return save(fig, out, "duality.png")
 
 
 def predictor(runs: list[Run], out: Path, modes: int = 8) -> str | None:
@@ -182,7 +169,7 @@ def predictor(runs: list[Run], out: Path, modes: int = 8) -> str | None:
         parab.legend(fontsize=8)
         for ax in row:
             ax.grid(alpha=0.3)
-    return _save(fig, out, "predictor.png")
+    return save(fig, out, "predictor.png")
 
 
 FIGURES = (training, center, rank, spectra, duality, predictor)

@@ -88,23 +88,27 @@ def locate(path: str | Path) -> tuple[Path, Path | None]:
     raise FileNotFoundError(f"run folder or checkpoint not found: {path}")
 
 
-def checkpoint_diagnostics(checkpoint: Path) -> tuple[dict, dict]:
-    """Final probe-set diagnostics of a checkpoint (as the monitor computes them) and a trace record for it."""
+def checkpoint_probe(checkpoint: Path, device: str | torch.device = "cpu"):
+    """(method on ``device``, config, step, the probe views) of a run's checkpoint: the monitor's probe set
+    and views, rebuilt from the run's config."""
     from ..data import dataset_info, load_split
-    from ..engine import diagnostics as monitor
+    from ..engine.diagnostics import probe_views
     from ..engine.train import pipeline_from_config, probe_images
     from ..evaluate import load_method
 
     method, cfg, step = load_method(checkpoint)
-    info = dataset_info(cfg.dataset)
-    images = probe_images(load_split(cfg.dataset, info.pretrain_split, cfg.data_root), cfg.diagnostics.probe_size)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    method = method.to(device)
-    z1, z2 = monitor.probe_embeddings(method, monitor.probe_views(pipeline_from_config(cfg), images, device))
-    modes = monitor.predictor_modes(method, z1)
-    d = cfg.diagnostics
-    stats = monitor.embedding_stats(z1, z2, d.center_threshold, d.dimensional_fraction) | monitor.predictor_summary(modes)
-    return stats | {"step": step}, monitor.trace_record(step, None, stats, z1, modes)
+    split = load_split(cfg.dataset, dataset_info(cfg.dataset).pretrain_split, cfg.data_root)
+    views = probe_views(pipeline_from_config(cfg), probe_images(split, cfg.diagnostics.probe_size), device)
+    return method.to(device), cfg, step, views
+
+
+def checkpoint_diagnostics(checkpoint: Path) -> tuple[dict, dict]:
+    """Final probe-set diagnostics of a checkpoint (as the monitor computes them) and a trace record for it."""
+    from ..engine.diagnostics import probe_diagnostics, trace_record
+
+    method, cfg, step, views = checkpoint_probe(checkpoint, "cuda" if torch.cuda.is_available() else "cpu")
+    stats, z1, modes = probe_diagnostics(method, views, cfg.diagnostics)
+    return stats | {"step": step}, trace_record(step, None, stats, z1, modes)
 
 
 def load_run(path: str | Path, name: str | None = None) -> Run:

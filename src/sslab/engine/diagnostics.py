@@ -88,6 +88,15 @@ def probe_embeddings(method: nn.Module, views: list[torch.Tensor]) -> tuple[torc
     return z1, z2
 
 
+def probe_diagnostics(method: nn.Module, views: list[torch.Tensor], cfg) -> tuple[dict, torch.Tensor, dict | None]:
+    """Everything the monitor measures on the probe views: (scalars with the verdict, the first view's
+    embeddings, the predictor modes or None). ``cfg``: config.DiagnosticsConfig (the verdict thresholds)."""
+    z1, z2 = probe_embeddings(method, views)
+    modes = predictor_modes(method, z1)
+    stats = embedding_stats(z1, z2, cfg.center_threshold, cfg.dimensional_fraction) | predictor_summary(modes)
+    return stats, z1, modes
+
+
 def probe_views(pipe, images: torch.Tensor, device) -> list[torch.Tensor]:
     """The probe set's two fixed views (seeded, so every run and ``sslab analyze`` see the same ones)."""
     g = torch.Generator(device=device).manual_seed(12345)
@@ -113,10 +122,7 @@ class DiagnosticsMonitor(pl.Callback):
     @torch.no_grad()
     def probe(self, pl_module: pl.LightningModule, step: int | None = None) -> dict[str, float | str]:
         """The probe set's diagnostics now; with ``step``, also appended to the trace file (rank 0)."""
-        method = pl_module.method
-        z1, z2 = probe_embeddings(method, self.views)
-        modes = predictor_modes(method, z1)
-        stats = embedding_stats(z1, z2, self.cfg.center_threshold, self.cfg.dimensional_fraction) | predictor_summary(modes)
+        stats, z1, modes = probe_diagnostics(pl_module.method, self.views, self.cfg)
         if step is not None and self.trace is not None:
             record = trace_record(step, pl_module.current_epoch, stats, z1, modes)  # every rank: the spectrum gathers
             if pl_module.trainer.is_global_zero:

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..diagnostics import center_stats
+from ..figures import panels, save
 from ..losses import center_penalty
-from .tian_experiments import figure, save
 
 DEFAULTS = {"objectives": ["alignment", "center"], "lambda_center": 1.0, "clusters": 4, "aug_sigma": 0.3, "steps": 600,
             "batch": 256, "lr": 0.003, "record_every": 10, "eval_size": 2000, "seed": 0}
@@ -81,7 +81,7 @@ def train_toy(objective: str, prm: dict) -> dict:
 def run_center_toy(prm: dict, out: Path) -> dict:
     objectives = list(prm["objectives"])
     runs = {name: train_toy(name, prm) for name in objectives}
-    fig, axes = figure(2 + len(objectives), width=4.2)
+    fig, axes = panels(2 + len(objectives), width=4.2)
     for i, (name, r) in enumerate(runs.items()):
         h = r["history"]
         axes[0].plot(h["step"], h["center_norm"], color=f"C{i}", label=name)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .tian_experiments import figure, save
+from ..figures import panels, save
 
 DEFAULTS = {"d": 24, "n": 24, "aug_var_max": 6.0, "eta": [0.03, 0.06, 0.1, 0.16], "alpha": 0.5, "eps": 0.0,
             "rho": 0.9, "lr": 0.05, "steps": 4000, "batch": 256, "init_scale": 0.5, "init": "orthogonal", "seed": 0,
@@ -117,7 +117,7 @@ def run_directset(prm: dict, out: Path) -> dict:
     ws = train_directset(aug_var, etas, prm["n"], prm["alpha"], prm["eps"], prm["rho"], prm["lr"], prm["steps"],
                          prm["batch"], prm["init_scale"], prm["seed"], prm["init"])
     energy = (ws ** 2).sum(1)  # ‖W e_k‖² per feature, (len(etas), d)
-    fig, (feat, probe) = figure(2, width=5.2)
+    fig, (feat, probe) = panels(2, width=5.2)
     rows = []
     for i, eta in enumerate(etas):
         theory = steady_energy(aug_var, eta, prm["alpha"], prm["eps"])

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..figures import panels, save
 from ..losses import dimension_contrastive, sample_contrastive
-from .tian_experiments import figure, save
 
 DEFAULTS = {"embeddings": None, "run": None, "n": 256, "m": 64, "collapse": 0.0, "seed": 0}
 
@@ -67,17 +67,12 @@ def load_embeddings(prm: dict) -> tuple[torch.Tensor, str]:
             raise ValueError(f"{path} must hold one 2-D array (N embeddings x M dimensions)")
         return z, str(path)
     if prm["run"]:
-        from ..analysis.run import locate
-        from ..data import dataset_info, load_split
-        from ..engine import diagnostics as monitor
-        from ..engine.train import pipeline_from_config, probe_images
-        from ..evaluate import load_method
+        from ..analysis.run import checkpoint_probe, locate
+        from ..engine.diagnostics import probe_embeddings
 
         folder, ckpt = locate(prm["run"])
-        method, cfg, _ = load_method(ckpt or folder / "checkpoints" / "last.ckpt")
-        images = probe_images(load_split(cfg.dataset, dataset_info(cfg.dataset).pretrain_split, cfg.data_root),
-                              cfg.diagnostics.probe_size)
-        z1, _ = monitor.probe_embeddings(method, monitor.probe_views(pipeline_from_config(cfg), images, "cpu"))
+        method, _, _, views = checkpoint_probe(ckpt or folder / "checkpoints" / "last.ckpt")
+        z1, _ = probe_embeddings(method, views)
         return z1, f"probe-set embeddings of {folder}"
     g = torch.Generator().manual_seed(prm["seed"])
     z = torch.randn(prm["n"], prm["m"], generator=g, dtype=torch.float64)
@@ -97,7 +92,7 @@ def run_duality(prm: dict, out: Path) -> dict:
         base = torch.randn(n, m, generator=g, dtype=torch.float64)
         common = torch.randn(1, m, generator=g, dtype=torch.float64) * np.sqrt(m)
         sweep.append(check((1 - c) * base + c * common)["normalised_embeddings"])
-    fig, (ax,) = figure(1, width=6.0, height=4.4)
+    fig, (ax,) = panels(1, width=6.0, height=4.4)
     lnc = np.array([s["l_nc"] for s in sweep])
     ax.plot(lnc, [s["l_c"] for s in sweep], "o-", ms=4, label="random matrices, collapse 0 → 0.95")
     ax.fill_between(lnc, lnc - n + n * n / m, lnc - n + n * n, color="gray", alpha=0.2, label="Corollary 3.4.1 bounds")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
+from ..figures import panels, save
 from .linear_net import AugmentedGaussian, train_linear
 from .tian import (
     FlowParams,
@@ -24,21 +24,6 @@ from .tian import (
     parabola,
     wp_fixed_point,
 )
-
-
-def figure(n: int, width: float = 4.6, height: float = 3.6) -> tuple[Figure, list]:
-    fig = Figure(figsize=(width * n, height), layout="constrained")
-    axes = list(fig.subplots(1, n, squeeze=False)[0])
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    return fig, axes
-
-
-def save(fig: Figure, out: Path, name: str) -> str:
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / name, dpi=110, bbox_inches="tight")
-    return name
-
 
 # ---------------------------------------------------------------------------------------------------- tian-modes
 MODES_DEFAULTS = {"alpha_p": 1.0, "eta": 0.04, "sigma2": 0.0, "beta": None, "tau0": 1.0, "t_end": 400.0,
@@ -56,7 +41,7 @@ def run_modes(prm: dict, out: Path) -> dict:
     residual = max(float(np.abs(s[j] - parabola(t, p[j], p[j, 0], s[j, 0], prm["alpha_p"], prm["eta"])).max())
                    for j in range(p.shape[0]))
     collapsed = [bool(abs(p[j, -1]) < prm["collapse_tol"] or s[j, -1] < prm["collapse_tol"]) for j in range(p.shape[0])]
-    fig, (phase, time_ax) = figure(2)
+    fig, (phase, time_ax) = panels(2)
     grid = np.linspace(0, max(1.3 * float(np.abs(p).max()), 1e-3), 200)
     phase.plot(grid, grid ** 2 / prm["alpha_p"], "k--", lw=1, label="invariant parabola s = p²/α_p")
     for j in range(p.shape[0]):
@@ -119,7 +104,7 @@ def run_linear(prm: dict, out: Path) -> dict:
                 "norm": np.linalg.norm(run["W"], axis=(1, 2))}
 
     fs, ss = stats(flow), stats(sgd)
-    fig, axes = figure(4, width=4.2)
+    fig, axes = panels(4, width=4.2)
     for j in range(prm["n"]):
         axes[0].plot(flow["t"], fs["F"][:, j], color=f"C{j}", lw=1.2)
         axes[0].plot(sgd["t"], ss["F"][:, j], ".", color=f"C{j}", ms=3)
@@ -183,7 +168,7 @@ def run_phase(prm: dict, out: Path) -> dict:
     cells = [(a, e) for a in alphas for e in etas]
     result: dict = {"grid": [{"alpha_p": a, "eta": e, "ode_collapsed": ode_at(a, e)} for a, e in cells],
                     "collapse_threshold_eta": collapse_threshold(1.0, prm["sigma2"])}
-    fig, (ax,) = figure(1, width=6.5, height=4.6)
+    fig, (ax,) = panels(1, width=6.5, height=4.6)
     mesh = ax.pcolormesh(fine_eta, fine_alpha, ode_collapsed.astype(float), cmap="RdBu_r", shading="nearest", vmin=0, vmax=1,
                          alpha=0.55)
     ax.axvline(result["collapse_threshold_eta"], color="k", ls="--", lw=1, label="η = τ²/(4(1+σ²))")
