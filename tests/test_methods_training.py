@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from sslab.data import dataset_info, load_split, view_pipeline
-from sslab.engine.train import METHOD_VIEWS
 from sslab.methods import METHODS, build_method
 from sslab.nets import create_backbone
 from sslab.optim import build_optimizer
@@ -19,6 +18,7 @@ SMALL = {  # heads sized for a 32-wide ConvNet; everything else is the method's 
     "swav": dict(proj_hidden_dim=64, proj_dim=32, num_prototypes=30, freeze_prototypes_steps=2),
     "w_mse": dict(proj_hidden_dim=64, proj_dim=16, w_size=32),
     "moco_v2": dict(proj_hidden_dim=64, proj_dim=32, queue_size=64, momentum=0.9, momentum_final=0.9),
+    "nnclr": dict(proj_hidden_dim=64, proj_dim=32, pred_hidden_dim=64, queue_size=256),
 }
 
 
@@ -37,7 +37,7 @@ def run(name, images, steps, seed=0, lr=2e-3, **overrides):
         kw = {**kw, "momentum": 0.9, "momentum_final": 0.9}
     m = build_method(name, create_backbone("convnet", in_channels=1, width=0.25, grid=2), **{**kw, **overrides})
     info = dataset_info("mnist5k")
-    pipe = view_pipeline(METHOD_VIEWS[name], info.resolution, mean=info.mean, std=info.std,
+    pipe = view_pipeline(METHODS[name].views, info.resolution, mean=info.mean, std=info.std,
                          local_crops=2 if name in ("dino", "swav") else None)
     m.configure_schedule(steps_per_epoch=5, total_steps=steps)
     opt = build_optimizer("adamw", m.parameter_groups(), lr=lr, weight_decay=1e-4)
@@ -100,7 +100,7 @@ def test_embed_views_are_the_embeddings_the_loss_sees(name, images):
     kw = SMALL.get(name, dict(proj_hidden_dim=64, proj_dim=32))
     m = build_method(name, create_backbone("convnet", in_channels=1, width=0.25, grid=2), **kw).eval()
     info = dataset_info("mnist5k")
-    pipe = view_pipeline(METHOD_VIEWS[name], info.resolution, mean=info.mean, std=info.std)
+    pipe = view_pipeline(METHODS[name].views, info.resolution, mean=info.mean, std=info.std)
     views = pipe(images[:32], torch.Generator().manual_seed(0))
     with torch.no_grad():
         forward = m(views)["embeddings"][:2]

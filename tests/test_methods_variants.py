@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from sslab.methods import METHODS, build_method
-from sslab.methods.direct import CorrelationEstimate, directcopy_predictor, directset_predictor
+from sslab.methods.parts import CorrelationEstimate, directcopy_predictor, directset_predictor
 from sslab.nets import create_backbone
 from sslab.optim import build_optimizer
 
@@ -57,7 +57,7 @@ def test_correlation_estimate_first_batch_ema_zeros_and_zero_mean():
 
 def small(name, **kw):
     args = dict(proj_hidden_dim=16) if name == "dino" else dict(proj_hidden_dim=16, proj_dim=8)
-    if name in ("byol", "simsiam", "moco_v3"):
+    if name in ("byol", "simsiam", "moco_v3", "nnclr"):
         args["pred_hidden_dim"] = 16
     args.update(kw)
     return build_method(name, create_backbone("convnet", in_channels=1, width=0.25), **args)
@@ -86,33 +86,35 @@ def test_directpred_resets_every_freq_steps_with_gradient_steps_between():
     seen = {}
 
     def check(step, m):
-        closed = directset_predictor(m.corr.value(), 0.5, 0.1)
-        seen[step] = torch.allclose(m.predictor.weight, closed, atol=1e-5)
+        closed = directset_predictor(m.predictor.correlation(), 0.5, 0.1)
+        seen[step] = torch.allclose(m.predictor.matrix(), closed, atol=1e-5)
 
     train_steps(m, 7, callback=check)
     # reset after steps 1, 4, 7 (luckmatters: niter % freq == 0); SGD moved Wp off the closed form in between
     assert seen == {1: True, 2: False, 3: False, 4: True, 5: False, 6: False, 7: True}
-    assert m.predictor.bias is None and isinstance(m.predictor, nn.Linear)
+    assert m.predictor.net.bias is None and isinstance(m.predictor.net, nn.Linear)
     c = small("directcopy", freq=1)
     train_steps(c, 2)
-    assert torch.allclose(c.predictor.weight, directcopy_predictor(c.corr.value(), 0.3, "spectral"), atol=1e-6)
+    assert torch.allclose(c.predictor.matrix(), directcopy_predictor(c.predictor.correlation(), 0.3, "spectral"), atol=1e-6)
 
 
-def test_closed_form_predictor_sees_the_current_batch_and_needs_a_linear_predictor():
+def test_closed_form_predictor_takes_in_the_current_batch_after_the_step():
     m = small("directpred").train()
     v = views()
     feats = [m.projector(m.backbone(x)) for x in v]  # BN in train mode: the same statistics as in forward
     m(v)
+    assert int(m.predictor.corr.count) == 0  # forward only shows the batch to the predictor ...
+    m.after_step(1, 1)  # ... which takes it into F̂ after the step
     f = torch.cat(feats).detach()
-    assert torch.allclose(m.corr.corr, f.T @ f / f.shape[0], atol=1e-5)
-    with pytest.raises(ValueError, match="use predictor=linear"):
+    assert torch.allclose(m.predictor.corr.corr, f.T @ f / f.shape[0], atol=1e-5)
+    with pytest.raises(ValueError, match="unknown option 'predictor' for method 'directpred'"):  # always linear
         small("directpred", predictor="mlp")
 
 
 def test_symmetric_predictor_switch():
     m = small("byol", predictor="linear", symmetric_predictor=True)
     train_steps(m, 2)
-    w = m.predictor.weight
+    w = m.predictor.matrix()
     assert torch.allclose(w, w.T)
     m = small("byol", symmetric_predictor=True)
     train_steps(m, 1)
@@ -128,7 +130,7 @@ def test_predictor_lr_ratio_weight_decay_on_predictor_and_bias():
         is_pred = all(id(p) in pred_ids for p in g["params"])
         assert g["lr"] == pytest.approx(1.0 if is_pred else 0.1)
         assert g["weight_decay"] == pytest.approx(4e-4 if is_pred else 0.0)
-    assert m.predictor.bias is not None
+    assert m.predictor.net.bias is not None
 
 
 def test_stop_gradient_switch_changes_gradients_and_needs_no_ema():
@@ -145,12 +147,12 @@ def test_stop_gradient_switch_changes_gradients_and_needs_no_ema():
 
 def test_moco_queue_wraps_and_is_used_after_filling():
     m = small("moco_v2", queue_size=40)
-    assert m.predictor.__class__ is nn.Identity and m.loss == "info_nce" and not m.symmetric
+    assert m.predictor.net.__class__ is nn.Identity and not m.symmetric
     train_steps(m, 3)
-    assert int(m.queue_filled) == 40 and int(m.queue_ptr) == 48 % 40
-    assert torch.allclose(m.queue.norm(dim=1), torch.ones(40))  # normalised keys
+    assert int(m.queue.filled) == 40 and int(m.queue.ptr) == 48 % 40
+    assert torch.allclose(m.queue.keys.norm(dim=1), torch.ones(40))  # normalised keys
     v3 = small("moco_v3")
-    assert v3.temperature_scale and v3.queue_size == 0 and isinstance(v3.projector[-1], nn.BatchNorm1d)
+    assert v3.temperature_scale and v3.queue is None and isinstance(v3.projector[-1], nn.BatchNorm1d)
 
 
 def test_dino_freezes_last_layer_and_centers():
@@ -162,7 +164,7 @@ def test_dino_freezes_last_layer_and_centers():
     assert not m.head.last_g.requires_grad  # norm_last_layer: g fixed at 1
     train_steps(m, 1, start=3)
     assert not torch.equal(m.head.last_v, v0)
-    assert m.center.abs().sum() > 0
+    assert m.center.center.abs().sum() > 0
 
 
 def test_swav_prototypes_frozen_then_trained_or_fixed():
@@ -190,11 +192,11 @@ def test_vit_sizes_patch_option_and_interpolated_positions():
 def test_every_method_listed_with_a_family_and_builds():
     expected = {"simclr", "moco_v2", "moco_v3", "dcl", "spectral_contrastive", "simclr_abs", "simclr_sq", "vicreg_ctr",
                 "barlow_twins", "vicreg", "vicreg_exp", "w_mse", "byol", "simsiam", "directpred", "directcopy",
-                "directset", "swav", "dino", "center"}
+                "swav", "dino", "center", "nnclr"}
     assert expected <= set(METHODS)
     v = views(32)
     for name in expected:
-        kw = {"w_size": 32} if name == "w_mse" else {"queue_size": 64} if name == "moco_v2" else {}
+        kw = {"w_size": 32} if name == "w_mse" else {"queue_size": 64} if name in ("moco_v2", "nnclr") else {}
         kw |= {"out_dim": 32, "bottleneck_dim": 8} if name == "dino" else {}
         kw |= {"num_prototypes": 10} if name == "swav" else {}
         m = small(name, **kw)

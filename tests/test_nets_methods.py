@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from sslab.methods import build_method, cosine_momentum, method_arguments
+from sslab.methods import build_method, method_arguments
+from sslab.methods.parts import EMATarget, OnlineTarget, cosine_momentum
 from sslab.nets import create_backbone, mlp
 from sslab.optim import LARS, build_optimizer, warmup_cosine
 
@@ -90,13 +91,17 @@ def test_byol_ema_update_and_simsiam_has_no_target():
     with torch.no_grad():
         for p in m.backbone.parameters():
             p.add_(1.0)
-    before = [p.clone() for p in m.target_backbone.parameters()]
+    assert isinstance(m.target, EMATarget)
+    target_backbone = m.target.network[0]
+    before = [p.clone() for p in target_backbone.parameters()]
     m.after_step(1, 10)
-    for t, o, b in zip(m.target_backbone.parameters(), m.backbone.parameters(), before):
+    for t, o, b in zip(target_backbone.parameters(), m.backbone.parameters(), before):
         assert torch.allclose(t, 0.5 * b + 0.5 * o)
+    assert not any(n.startswith("target.online") for n, _ in m.named_parameters())  # the online net is not registered twice
     s = small("simsiam")
-    assert not hasattr(s, "target_backbone")
-    assert method_arguments("simsiam")["momentum"] == 0.0
+    assert isinstance(s.target, OnlineTarget) and not list(s.target.parameters())
+    assert "momentum" not in method_arguments("simsiam")
+    assert isinstance(small("byol", momentum=0.0, momentum_final=0.0).target, OnlineTarget)  # BYOL without EMA
 
 
 def test_methods_forward_backward_and_symmetric_loss():

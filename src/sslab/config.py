@@ -1,9 +1,11 @@
 """Configuration: one source of truth, in three layers.
 
 1. the dataclass defaults below (the default run: BYOL on ``mnist5k``);
-2. a recipe (``recipes/<name>.yaml`` or any YAML file); with no recipe named, the recipe
-   ``<method>_<dataset>`` is used when it exists, so ``sslab train method=simclr`` gets the
-   tuned MNIST settings;
+2. a recipe (``recipes/<name>.yaml`` or any YAML file); with no recipe named, the method's
+   recipe for the dataset (its spec's ``recipes``) is used when it has one, so ``sslab train
+   method=simclr`` gets the tuned MNIST settings. A recipe holds only what differs from its
+   ``base`` (``recipes/bases/<name>.yaml``: the dataset's schedule, batch, crops, optimiser),
+   which is applied first;
 3. ``key=value`` overrides from the command line (values parsed as YAML: ``0.1``, ``true``,
    ``null``, ``[1, 2]``). A key that is not a config field but is an option of the chosen method
    (``temperature=0.2``, ``predictor=none``) goes to ``method_args``.
@@ -22,6 +24,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 RECIPE_DIR = Path(__file__).parent / "recipes"
+BASE_DIR = RECIPE_DIR / "bases"
 
 
 class ConfigError(ValueError):
@@ -124,20 +127,38 @@ def recipe_names() -> list[str]:
     return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
 
 
-def load_recipe(name_or_path: str) -> dict[str, Any]:
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = RECIPE_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"unknown recipe '{name_or_path}'; valid choices: {', '.join(recipe_names())} or a .yaml file")
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"recipe {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must be a mapping of config keys, got {type(data).__name__}")
-    data.pop("expected", None)  # published numbers carried for reference, not configuration
     return data
+
+
+def base_names() -> list[str]:
+    return sorted(p.stem for p in BASE_DIR.glob("*.yaml"))
+
+
+def load_recipe(name_or_path: str) -> dict[str, Any]:
+    """A recipe's config keys: its ``base`` (if it names one) with the recipe's own keys on top."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = RECIPE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown recipe '{name_or_path}'; valid choices: {', '.join(recipe_names())} or a .yaml file")
+    data = _read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if str(base) not in base_names():
+        raise ConfigError(f"recipe {path}: unknown base '{base}'; valid choices: {', '.join(base_names())}")
+    layered = _read_yaml(BASE_DIR / f"{base}.yaml")
+    for key, value in data.items():  # sections (optim, eval, method_args, ...) merge key by key
+        both = isinstance(value, dict) and isinstance(layered.get(key), dict)
+        layered[key] = {**layered[key], **value} if both else value
+    return layered
 
 
 def _fields(cls) -> set[str]:
@@ -178,19 +199,20 @@ def _flatten(d: dict[str, Any]) -> dict[str, Any]:
 
 def resolve(recipe: str | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults <- recipe <- overrides, validated; returns a plain :class:`Config`."""
-    from .methods import method_arguments  # local: methods import nets, torch
+    from .methods import method_spec  # local: methods import nets, torch
 
     cli = parse_overrides(overrides or [])
     explicit = recipe is not None
     base = load_recipe(recipe) if explicit else {}
     method = cli.get("method", base.get("method", Config.method))
     dataset = cli.get("dataset", base.get("dataset", Config.dataset))
-    if not explicit and f"{method}_{dataset}" in recipe_names():
-        base = load_recipe(f"{method}_{dataset}")
     try:
-        method_keys = set(method_arguments(str(method)))
+        spec = method_spec(str(method))
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if not explicit and dataset in spec.recipes:
+        base = load_recipe(spec.recipes[dataset])
+    method_keys = set(spec.arguments())
     cfg = OmegaConf.structured(Config)
     try:
         for layer in (_flatten(base), cli):

@@ -12,7 +12,7 @@ def listing(what: str = "all") -> list[str]:
     lines: list[str] = []
     if what in ("all", "methods"):
         lines.append("methods:")
-        lines += [f"  {n:<21} {fam:<22} {desc}" for n, (fam, _, _, desc) in sorted(METHODS.items())]
+        lines += [f"  {n:<21} {s.family:<24} {s.description}" for n, s in sorted(METHODS.items())]
     if what in ("all", "datasets"):
         lines.append("datasets:")
         lines += [f"  {n:<12} {i.image_size:>3}px  {i.description}" for n, i in sorted(DATASETS.items())]

@@ -95,22 +95,24 @@ def momentum_contrast(
     batch_negatives: bool = True,
     gather_distributed: bool = True,
 ) -> torch.Tensor:
-    r"""InfoNCE of queries against keys from a momentum encoder (MoCo, He et al. 2020; Chen et al. 2021).
+    r"""InfoNCE of queries against keys (MoCo, He et al. 2020; Chen et al. 2021; NNCLR, Dwibedi et al. 2021).
 
-    With :math:`\hat q = q/\|q\|`, :math:`\hat k = k/\|k\|` (keys carry no gradient), query *i*'s
-    positive is key *i* and
+    With :math:`\hat q = q/\|q\|`, :math:`\hat k = k/\|k\|`, query *i*'s positive is key *i* and
 
     .. math:: \ell_i = -\log \frac{\exp(\hat q_i^\top \hat k_i/\tau)}{\exp(\hat q_i^\top \hat k_i/\tau)
               + \sum_{k^- \in \mathcal N} \exp(\hat q_i^\top k^-/\tau)}, \quad \mathcal L = \tfrac1N \textstyle\sum_i \ell_i .
 
-    MoCo v3 (``batch_negatives=True``, no queue): the negatives are the other keys of the batch,
-    gathered from every rank, the positive at this rank's offset (``moco-v3/moco/builder.py``
-    ``ctr_loss``; MoCo v3 then multiplies by 2τ, see ``temperature_scale`` of the method).
-    MoCo v2 (``batch_negatives=False``, ``queue`` of ``(K, D)`` normalised past keys): the
-    negatives are the queue only (``moco/builder.py``: logits ``[l_pos, l_neg]``, label 0).
+    ``batch_negatives=True``, no queue: the negatives are the other keys of the batch, gathered from
+    every rank (differentiably), the positive at this rank's offset -- MoCo v3
+    (``moco-v3/moco/builder.py`` ``ctr_loss``; it then multiplies by 2τ, see ``temperature_scale``
+    of the method) and NNCLR (``solo/losses/nnclr.py``: queries = nearest neighbours, keys = the
+    other view's predictions). ``batch_negatives=False`` with a ``queue`` of ``(K, D)`` normalised
+    past keys: the negatives are the queue only -- MoCo v2 (``moco/builder.py``: logits
+    ``[l_pos, l_neg]``, label 0). Keys are used as given: MoCo passes its momentum encoder's keys
+    detached, NNCLR its predictions with their gradient.
     """
     q = F.normalize(q, dim=1)
-    k = F.normalize(k.detach(), dim=1)
+    k = F.normalize(k, dim=1)
     n = q.shape[0]
     parts, labels = [], torch.arange(n, device=q.device)
     if batch_negatives:

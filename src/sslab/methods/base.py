@@ -1,9 +1,14 @@
-"""What every method is: a plain ``nn.Module`` mapping a list of views to a dict of tensors.
+"""What every method is, and what its parts are.
 
-``forward(views)`` returns at least ``loss`` (scalar), ``features`` (backbone features of the
-first view, ``(N, F)``; the engine detaches them for the online probe and the monitors) and
-``embeddings`` (the list of per-view projector outputs). ``after_step(step, total_steps)`` runs
-after each optimiser step (EMA targets, closed-form predictors, queues). No Lightning import.
+A method is a plain ``nn.Module`` mapping a list of views to a dict of tensors: ``forward(views)``
+returns at least ``loss`` (scalar), ``features`` (backbone features of the first view, ``(N, F)``;
+the engine detaches them for the online probe and the monitors) and ``embeddings`` (the list of
+per-view embeddings the loss sees); any other scalar it returns is logged as ``method/<name>``.
+
+A method is built from :class:`Part` s -- a target, a predictor, a queue -- each a small module
+with its own state. ``forward`` changes no state: the parts' buffers (queues, centers, EMA
+targets, correlation estimates, predictor resets) change only in ``after_step``, which runs
+after each optimiser step. No Lightning import.
 """
 
 from __future__ import annotations
@@ -20,8 +25,17 @@ def check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
         raise ValueError(f"unknown {name} '{value}'; valid choices: {', '.join(valid)}")
 
 
+class Part(nn.Module):
+    """A piece of a method with its own state: it may read the current batch in ``forward`` but
+    updates its buffers only in ``after_step`` (``step`` = optimiser steps completed, 1-based)."""
+
+    @torch.no_grad()
+    def after_step(self, step: int, total_steps: int) -> None:
+        """Update this part's state after optimiser step ``step`` of ``total_steps``."""
+
+
 class SSLMethod(nn.Module, ABC):
-    """Base class: holds the ``backbone`` whose features are evaluated."""
+    """Base class: holds the ``backbone`` whose features are evaluated and runs its parts' ``after_step``."""
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
@@ -34,7 +48,7 @@ class SSLMethod(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor | list[torch.Tensor]]:
-        """The method's loss and tensors for one batch of views."""
+        """The method's loss and tensors for one batch of views (no state changes)."""
 
     @property
     def embedding_dim(self) -> int:
@@ -55,7 +69,11 @@ class SSLMethod(nn.Module, ABC):
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
-        """Hook after each optimiser step; ``step`` counts completed steps (1-based)."""
+        """After each optimiser step (``step`` counts completed steps, 1-based): every part's
+        ``after_step``, in the order the parts were registered."""
+        for module in self.modules():
+            if isinstance(module, Part):
+                module.after_step(step, total_steps)
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         """The embedding of backbone features that the loss sees (and the diagnostics measure): the projection."""

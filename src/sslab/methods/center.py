@@ -19,6 +19,7 @@ from torch import nn
 from ..losses import center_penalty
 from ..nets import mlp
 from .base import SSLMethod
+from .spec import MethodSpec, register
 
 
 class CenterVector(SSLMethod):
@@ -31,6 +32,7 @@ class CenterVector(SSLMethod):
     def __init__(
         self,
         backbone: nn.Module,
+        /,
         proj_hidden_dim: int = 2048,
         proj_dim: int = 128,
         proj_layers: int = 2,
@@ -47,3 +49,9 @@ class CenterVector(SSLMethod):
         loss = -alignment + self.center_weight * center
         return {"loss": loss, "features": feats[0], "embeddings": z, "center_sq": center.detach(),
                 "alignment": alignment.detach()}
+
+
+register(MethodSpec("center", "explicit center", CenterVector, "simclr", "alignment + penalty on the center vector ‖E_x z‖²",
+                    "Jha, Blaschko, Asano, Tuytelaars 2024, The common stability mechanism behind most self-supervised "
+                    "learning approaches (arXiv 2402.14957)", "none (the loss of spec §C.2)",
+                    recipes={"mnist5k": "center_mnist5k"}, doc="center.md"))

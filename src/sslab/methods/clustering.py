@@ -18,16 +18,19 @@ from torch import nn
 from ..losses import swav
 from ..nets import mlp
 from .base import SSLMethod
+from .parts import Queue
+from .spec import MethodSpec, register
 
 
 class SwAV(SSLMethod):
     """SwAV with ``num_prototypes`` K, ``temperature`` τ, Sinkhorn ``epsilon`` / ``sinkhorn_iterations``,
-    ``queue_size`` (per rank; 0 = none) used from ``queue_start_epoch``, and the prototype freezing
-    switches ``freeze_prototypes_steps`` / ``fixed_prototypes``."""
+    ``queue_size`` (per rank and global crop; 0 = none) used from ``queue_start_epoch``, and the
+    prototype freezing switches ``freeze_prototypes_steps`` / ``fixed_prototypes``."""
 
     def __init__(
         self,
         backbone: nn.Module,
+        /,
         proj_hidden_dim: int = 2048,
         proj_dim: int = 128,
         num_prototypes: int = 3000,
@@ -42,13 +45,13 @@ class SwAV(SSLMethod):
         super().__init__(backbone)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, 2)
         self.prototypes = nn.Linear(proj_dim, num_prototypes, bias=False)
+        self.normalize_prototypes()
         if fixed_prototypes:
             self.prototypes.requires_grad_(False)
         self.temperature, self.epsilon, self.sinkhorn_iterations = temperature, epsilon, sinkhorn_iterations
-        self.queue_size, self.queue_start_epoch = queue_size, queue_start_epoch
-        self.freeze_prototypes_steps = freeze_prototypes_steps
-        self.register_buffer("queue", torch.zeros(2, queue_size, proj_dim))
-        self.register_buffer("queue_filled", torch.zeros((), dtype=torch.long))
+        # official: one queue per global crop, per rank (no gather), newest keys replacing the oldest
+        self.queues = nn.ModuleList(Queue(queue_size, proj_dim) for _ in range(2)) if queue_size else None
+        self.queue_start_epoch, self.freeze_prototypes_steps = queue_start_epoch, freeze_prototypes_steps
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
 
     @property
@@ -60,26 +63,22 @@ class SwAV(SSLMethod):
         return F.normalize(self.projector(features), dim=1)
 
     def forward(self, views: list[torch.Tensor]) -> dict:
-        with torch.no_grad():  # official: the prototypes are re-normalised before every step
-            self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
         feats = [self.backbone(v) for v in views]
         z = [self.embed(f) for f in feats]
         scores = [self.prototypes(zi) for zi in z]
         queue_scores = None
-        if self.training and self.queue_size and self.epoch_of(int(self.steps_done)) >= self.queue_start_epoch:
-            full = int(self.queue_filled) >= self.queue_size  # official: used once the queue is full
-            queue_scores = [self.prototypes(self.queue[i]).detach() if full else None for i in range(2)]
-            self.push(z[:2])
+        if self.training and self.queues is not None and self.epoch_of(int(self.steps_done)) >= self.queue_start_epoch:
+            # official: the queue joins the codes once it is full; this batch enters it after the step
+            queue_scores = [self.prototypes(q.keys).detach() if q.full else None for q in self.queues]
+            for q, zi in zip(self.queues, z[:2]):
+                q.stage(zi)
         loss = swav(scores, self.temperature, self.epsilon, self.sinkhorn_iterations, (0, 1), queue_scores)
         return {"loss": loss, "features": feats[0], "embeddings": z[:2]}
 
     @torch.no_grad()
-    def push(self, z: list[torch.Tensor]) -> None:
-        """Newest embeddings in front, the oldest ones drop out (official queue order)."""
-        b = min(z[0].shape[0], self.queue_size)
-        for i in range(2):
-            self.queue[i] = torch.cat([z[i][:b].detach(), self.queue[i, :-b]]) if b < self.queue_size else z[i][-b:].detach()
-        self.queue_filled.copy_(torch.clamp(self.queue_filled + b, max=self.queue_size))
+    def normalize_prototypes(self) -> None:
+        """Prototypes on the unit sphere (official: re-normalised before every step)."""
+        self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
 
     def before_optimizer_step(self, step: int) -> None:
         if step < self.freeze_prototypes_steps:
@@ -87,4 +86,12 @@ class SwAV(SSLMethod):
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
+        super().after_step(step, total_steps)
+        self.normalize_prototypes()
         self.steps_done.fill_(step)
+
+
+register(MethodSpec("swav", "clustering/distillation", SwAV, "swav", "SwAV, swapped prediction of Sinkhorn cluster codes",
+                    "Caron, Misra, Mairal, Goyal, Bojanowski, Joulin 2020, Unsupervised Learning of Visual Features by "
+                    "Contrasting Cluster Assignments (NeurIPS)", "facebookresearch/swav main_swav.py",
+                    recipes={"mnist5k": "swav_mnist5k"}, doc="swav.md"))

@@ -1,18 +1,28 @@
-"""Sample-contrastive methods: repulsion between samples keeps the embeddings apart.
+"""The sample-contrastive family: repulsion between samples (the Gram matrix KᵀK) keeps embeddings apart.
 
-SimCLR (Chen et al. 2020): two views through one encoder + projector, InfoNCE over the batch.
-Its variants differ only in the loss and are presets of the same class: SimCLR-abs / -sq
-(Garrido et al. 2023), DCL (Yeh et al. 2022) and the spectral contrastive loss (HaoChen et al. 2021).
+* SimCLR (Chen et al. 2020): two views through one encoder + projector, InfoNCE over the batch.
+  Its variants differ only in the loss and are presets of the same class: SimCLR-abs / -sq
+  (Garrido et al. 2023), DCL (Yeh et al. 2022), the spectral contrastive loss (HaoChen et al. 2021).
+* MoCo v2 / v3 (Chen et al. 2020, 2021): InfoNCE of online queries against the keys of an EMA key
+  encoder -- a :class:`~.siamese.Siamese` composition (MoCo v2: a queue of past keys as negatives;
+  MoCo v3: a predictor and the batch's keys).
+
+VICReg-ctr (Garrido et al. Eqn 13) and NNCLR are sample-contrastive too; they are registered beside
+their classes (:mod:`.dimension`, :mod:`.nnclr`).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..losses import info_nce, spectral_contrastive, standardize_dimensions
+from ..losses import info_nce, momentum_contrast, spectral_contrastive, standardize_dimensions
 from ..nets import mlp
 from .base import SSLMethod, check_choice
+from .parts import EMATarget, Predictor, Queue
+from .siamese import Siamese
+from .spec import MethodSpec, register
 
 STANDARDIZE = ("none", "center", "dimension")
 
@@ -31,19 +41,9 @@ class SimCLR(SSLMethod):
     normalisation).
     """
 
-    def __init__(
-        self,
-        backbone: nn.Module,
-        proj_hidden_dim: int = 2048,
-        proj_dim: int = 128,
-        proj_layers: int = 2,
-        proj_last_bn: bool = False,
-        temperature: float = 0.5,
-        negatives: str = "none",
-        decoupled: bool = False,
-        loss: str = "info_nce",
-        standardize: str = "none",
-    ) -> None:
+    def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 2048, proj_dim: int = 128, proj_layers: int = 2,
+                 proj_last_bn: bool = False, temperature: float = 0.5, negatives: str = "none", decoupled: bool = False,
+                 loss: str = "info_nce", standardize: str = "none") -> None:
         super().__init__(backbone)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, last_bn=proj_last_bn)
         check_choice("loss", loss, ("info_nce", "spectral"))
@@ -60,3 +60,71 @@ class SimCLR(SSLMethod):
             loss = info_nce(k[0], k[1], self.temperature, negatives=self.negatives, decoupled=self.decoupled,
                             normalize=self.standardize != "dimension")
         return {"loss": loss, "features": feats[0], "embeddings": z}
+
+
+class MoCo(Siamese):
+    """MoCo: queries q(z) of the online network against keys from an EMA key encoder (τ ``momentum``
+    → ``momentum_final``), ℓ = :func:`sslab.losses.momentum_contrast` at ``temperature``.
+
+    ``queue_size`` > 0 keeps that many past keys as negatives (MoCo v2; with
+    ``batch_negatives=False`` the other keys of the batch are not negatives, as MoCo v2);
+    ``temperature_scale`` multiplies the loss by 2τ (MoCo v3). Projector ``proj_hidden_dim`` →
+    ``proj_dim`` (BN after the hidden layer with ``proj_bn``, after the output with ``proj_last_bn``),
+    ``predictor`` ``none`` (v2) or ``mlp`` (v3, ``pred_hidden_dim``, ``pred_bias``).
+    """
+
+    def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 2048, proj_dim: int = 128, proj_bn: bool = False,
+                 proj_last_bn: bool = False, predictor: str = "none", pred_hidden_dim: int = 4096,
+                 pred_bias: bool | None = None, momentum: float = 0.999, momentum_final: float = 0.999,
+                 temperature: float = 0.2, queue_size: int = 0, batch_negatives: bool = True,
+                 temperature_scale: bool = False, symmetric: bool = False, **switches) -> None:
+        projector = mlp(backbone.out_dim, proj_hidden_dim, proj_dim, 2, bn=proj_bn, last_bn=proj_last_bn, last_bn_affine=False)
+        super().__init__(backbone, projector, Predictor(predictor, proj_dim, pred_hidden_dim, pred_bias),
+                         EMATarget(backbone, projector, momentum=momentum, momentum_final=momentum_final),
+                         symmetric=symmetric, **switches)
+        self.queue = Queue(queue_size, proj_dim, gather_keys=True) if queue_size else None
+        self.temperature, self.batch_negatives, self.temperature_scale = temperature, batch_negatives, temperature_scale
+
+    def criterion(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        queue = self.queue.values() if self.queue is not None else None
+        loss = momentum_contrast(prediction, target.detach(), self.temperature, queue=queue,
+                                 batch_negatives=self.batch_negatives)
+        return loss * (2 * self.temperature) if self.temperature_scale else loss
+
+    def forward(self, views: list[torch.Tensor]) -> dict:
+        out = super().forward(views)
+        if self.queue is not None and self.training:  # this step's keys join the queue in after_step
+            self.queue.stage(*[F.normalize(k.detach(), dim=1) for k in out["targets"]])
+        return out
+
+
+MOCO_V2 = "Chen, Fan, Girshick, He 2020, Improved Baselines with Momentum Contrastive Learning (arXiv 2003.04297)"
+MOCO_V3 = "Chen, Xie, He 2021, An Empirical Study of Training Self-Supervised Vision Transformers (ICCV)"
+GARRIDO = "Garrido, Chen, Bardes, Najman, LeCun 2023, On the duality between contrastive and non-contrastive SSL (ICLR)"
+SIMCLR_CODE = "google-research/simclr tf2/objective.py"
+
+register(
+    MethodSpec("simclr", "sample-contrastive", SimCLR, "simclr", "SimCLR, InfoNCE over the batch",
+               "Chen, Kornblith, Norouzi, Hinton 2020, A Simple Framework for Contrastive Learning (ICML)", SIMCLR_CODE,
+               recipes={"mnist5k": "simclr_mnist5k"}, doc="simclr.md"),
+    MethodSpec("simclr_abs", "sample-contrastive", SimCLR, "simclr", "SimCLR with |cos| of the negatives", GARRIDO,
+               SIMCLR_CODE, preset={"negatives": "abs"}, recipes={"mnist5k": "simclr_abs_mnist5k"}, doc="simclr.md"),
+    MethodSpec("simclr_sq", "sample-contrastive", SimCLR, "simclr", "SimCLR with squared cosines of the negatives",
+               GARRIDO, SIMCLR_CODE, preset={"negatives": "sq"}, recipes={"mnist5k": "simclr_sq_mnist5k"}, doc="simclr.md"),
+    MethodSpec("dcl", "sample-contrastive", SimCLR, "simclr", "decoupled contrastive learning, positive out of the denominator",
+               "Yeh et al. 2022, Decoupled Contrastive Learning (ECCV)", "raminnakhli/Decoupled-Contrastive-Learning loss.py",
+               preset={"decoupled": True}, recipes={"mnist5k": "dcl_mnist5k"}, doc="simclr.md"),
+    MethodSpec("spectral_contrastive", "sample-contrastive", SimCLR, "simclr", "spectral contrastive loss -2E[zᵀz⁺] + E[(zᵀz⁻)²]",
+               "HaoChen, Wei, Gaidon, Ma 2021, Provable Guarantees for Self-Supervised Deep Learning with Spectral "
+               "Contrastive Loss (NeurIPS)", "jhaochenz/spectral_contrastive_learning models/spectral.py",
+               preset={"loss": "spectral"}, recipes={"mnist5k": "spectral_contrastive_mnist5k"}, doc="simclr.md"),
+    MethodSpec("moco_v2", "sample-contrastive", MoCo, "simclr", "MoCo v2, momentum encoder + queue of negative keys",
+               MOCO_V2, "facebookresearch/moco moco/builder.py",
+               preset={"queue_size": 65536, "batch_negatives": False}, recipes={"mnist5k": "moco_v2_mnist5k"}, doc="moco.md"),
+    MethodSpec("moco_v3", "sample-contrastive", MoCo, "byol", "MoCo v3, momentum encoder + predictor, batch keys as negatives",
+               MOCO_V3, "facebookresearch/moco-v3 moco/builder.py",
+               preset={"proj_hidden_dim": 4096, "proj_dim": 256, "proj_bn": True, "proj_last_bn": True, "predictor": "mlp",
+                       "pred_bias": False, "momentum": 0.99, "momentum_final": 1.0, "temperature": 1.0,
+                       "temperature_scale": True, "symmetric": True},
+               recipes={"mnist5k": "moco_v3_mnist5k"}, doc="moco.md"),
+)

@@ -6,7 +6,7 @@ architecture -- backbone, a projector (official Barlow Twins / VICReg: 8192-8192
 Linear-BN-ReLU hidden layers, a bias-free last Linear), the same network for both views -- and
 differ only in the loss, so they are one class with the loss as a switch. VICReg-ctr is
 VICReg-exp on the transposed embedding matrix: a sample-contrastive method (Garrido et al. Eqn 13)
-reached from VICReg by two switches, which is why it lives here.
+reached from VICReg by two switches; it is registered here, beside its class, with its own family.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from torch import nn
 from ..losses import barlow_twins, vicreg, vicreg_exp, w_mse
 from ..nets import mlp
 from .base import SSLMethod, check_choice
+from .spec import MethodSpec, register
 
 LOSSES = ("barlow_twins", "vicreg", "vicreg_exp", "vicreg_ctr", "w_mse")
 
@@ -31,6 +32,7 @@ class DimensionContrastive(SSLMethod):
     def __init__(
         self,
         backbone: nn.Module,
+        /,
         loss: str = "barlow_twins",
         proj_hidden_dim: int = 8192,
         proj_dim: int = 8192,
@@ -63,3 +65,29 @@ class DimensionContrastive(SSLMethod):
         else:
             loss = vicreg_exp(z[0], z[1], temperature=self.temperature, transpose=self.loss_name == "vicreg_ctr", **coeffs)
         return {"loss": loss, "features": feats[0], "embeddings": z}
+
+
+GARRIDO = "Garrido, Chen, Bardes, Najman, LeCun 2023, On the duality between contrastive and non-contrastive SSL (ICLR)"
+VICREG_CODE = "facebookresearch/vicreg main_vicreg.py"
+
+register(
+    MethodSpec("barlow_twins", "dimension-contrastive", DimensionContrastive, "byol",
+               "Barlow Twins, cross-correlation to identity",
+               "Zbontar, Jing, Misra, LeCun, Deny 2021, Barlow Twins (ICML)", "facebookresearch/barlowtwins main.py",
+               preset={"loss": "barlow_twins"}, recipes={"mnist5k": "barlow_twins_mnist5k"}, doc="dimension.md"),
+    MethodSpec("vicreg", "dimension-contrastive", DimensionContrastive, "vicreg", "VICReg, variance-invariance-covariance",
+               "Bardes, Ponce, LeCun 2022, VICReg (ICLR)", VICREG_CODE, preset={"loss": "vicreg"},
+               recipes={"mnist5k": "vicreg_mnist5k"}, doc="dimension.md"),
+    MethodSpec("vicreg_exp", "dimension-contrastive", DimensionContrastive, "vicreg",
+               "VICReg with a LogSumExp covariance term (Garrido et al. Eqns 11-12)", GARRIDO, VICREG_CODE,
+               preset={"loss": "vicreg_exp"}, recipes={"mnist5k": "vicreg_exp_mnist5k"}, doc="dimension.md"),
+    MethodSpec("vicreg_ctr", "sample-contrastive", DimensionContrastive, "vicreg",
+               "VICReg-exp on the transposed embeddings (Garrido et al. Eqn 13)", GARRIDO, VICREG_CODE,
+               preset={"loss": "vicreg_ctr"}, recipes={"mnist5k": "vicreg_ctr_mnist5k"}, doc="dimension.md"),
+    MethodSpec("w_mse", "dimension-contrastive", DimensionContrastive, "simclr",
+               "whitening MSE: Cholesky-whitened views pulled together",
+               "Ermolov, Siarohin, Sangineto, Sebe 2021, Whitening for Self-Supervised Representation Learning (ICML)",
+               "htdt/self-supervised methods/w_mse.py",
+               preset={"loss": "w_mse", "proj_hidden_dim": 1024, "proj_dim": 64, "proj_layers": 2, "w_size": 128},
+               recipes={"mnist5k": "w_mse_mnist5k"}, doc="w_mse.md"),
+)

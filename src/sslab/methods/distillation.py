@@ -17,8 +17,35 @@ from torch import nn
 
 from ..losses import dino
 from ..losses.distributed import world_size
-from .base import SSLMethod
-from .momentum import cosine_momentum, ema_update, frozen_copy
+from .base import Part, SSLMethod
+from .parts import EMATarget
+from .spec import MethodSpec, register
+
+
+class TeacherCenter(Part):
+    """DINO's center c of the teacher outputs: ``after_step`` sets c ← m c + (1 − m) · mean of this
+    step's teacher outputs over the global batch (official ``update_center``, m = ``momentum``)."""
+
+    def __init__(self, dim: int, momentum: float = 0.9) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("center", torch.zeros(1, dim))
+        self._teacher: torch.Tensor | None = None
+
+    def stage(self, teacher: torch.Tensor) -> None:
+        """Remember this batch's teacher outputs ``(B, K)`` for ``after_step``."""
+        self._teacher = teacher.detach()
+
+    @torch.no_grad()
+    def after_step(self, step: int, total_steps: int) -> None:
+        if self._teacher is None:
+            return
+        batch_center = self._teacher.sum(0, keepdim=True)
+        if world_size() > 1:
+            dist.all_reduce(batch_center)
+        batch_center = batch_center / (self._teacher.shape[0] * world_size())
+        self.center.mul_(self.momentum).add_(batch_center, alpha=1 - self.momentum)
+        self._teacher = None
 
 
 class DINOHead(nn.Module):
@@ -63,6 +90,7 @@ class DINO(SSLMethod):
     def __init__(
         self,
         backbone: nn.Module,
+        /,
         out_dim: int = 65536,
         proj_hidden_dim: int = 2048,
         bottleneck_dim: int = 256,
@@ -81,13 +109,11 @@ class DINO(SSLMethod):
         super().__init__(backbone)
         self.head = DINOHead(self.feature_dim, out_dim, proj_hidden_dim, bottleneck_dim, head_layers, use_bn_in_head,
                              norm_last_layer)
-        self.teacher_backbone = frozen_copy(self.backbone)
-        self.teacher_head = frozen_copy(self.head)
-        self.register_buffer("center", torch.zeros(1, out_dim))
+        self.teacher = EMATarget(self.backbone, self.head, momentum=momentum, momentum_final=momentum_final)
+        self.center = TeacherCenter(out_dim, center_momentum)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self.student_temp, self.teacher_temp = student_temp, teacher_temp
         self.warmup_teacher_temp, self.warmup_teacher_temp_epochs = warmup_teacher_temp, warmup_teacher_temp_epochs
-        self.center_momentum, self.momentum, self.momentum_final = center_momentum, momentum, momentum_final
         self.freeze_last_layer = freeze_last_layer
 
     @property
@@ -110,27 +136,18 @@ class DINO(SSLMethod):
     def forward(self, views: list[torch.Tensor]) -> dict:
         feats = [self.backbone(v) for v in views]
         student = [self.head(f) for f in feats]
-        with torch.no_grad():
-            teacher = [self.teacher_head(self.teacher_backbone(v)) for v in views[:2]]
+        teacher = self.teacher(views)
         temp = self.current_teacher_temp()
-        loss = dino(student, teacher, self.center, self.student_temp, temp)
+        center = self.center.center
+        loss = dino(student, teacher, center, self.student_temp, temp)
         with torch.no_grad():  # DINO's own collapse diagnostics (its Fig. 7): teacher entropy h and KL = loss − h
-            p = F.softmax((torch.cat(teacher) - self.center) / temp, dim=-1)
+            p = F.softmax((torch.cat(teacher) - center) / temp, dim=-1)
             entropy = -(p * torch.log(p.clamp(min=1e-30))).sum(-1).mean()
         if self.training:
-            self.update_center(torch.cat(teacher))
+            self.center.stage(torch.cat(teacher))
         embeddings = [self.embed(f) for f in feats[:2]]
         return {"loss": loss, "features": feats[0], "embeddings": embeddings, "teacher_entropy": entropy,
                 "kl": loss.detach() - entropy}
-
-    @torch.no_grad()
-    def update_center(self, teacher: torch.Tensor) -> None:
-        """c ← m c + (1 − m) mean of the teacher outputs over the global batch (official ``update_center``)."""
-        batch_center = teacher.sum(0, keepdim=True)
-        if world_size() > 1:
-            dist.all_reduce(batch_center)
-        batch_center = batch_center / (teacher.shape[0] * world_size())
-        self.center.mul_(self.center_momentum).add_(batch_center, alpha=1 - self.center_momentum)
 
     def before_optimizer_step(self, step: int) -> None:
         if self.epoch_of(step) < self.freeze_last_layer:  # official cancel_gradients_last_layer
@@ -139,7 +156,11 @@ class DINO(SSLMethod):
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
+        super().after_step(step, total_steps)  # the teacher's EMA and the center
         self.steps_done.fill_(step)
-        tau = cosine_momentum(self.momentum, self.momentum_final, step - 1, total_steps)
-        ema_update(self.backbone, self.teacher_backbone, tau)
-        ema_update(self.head, self.teacher_head, tau)
+
+
+register(MethodSpec("dino", "clustering/distillation", DINO, "dino", "DINO, self-distillation from a centred EMA teacher",
+                    "Caron, Touvron, Misra, Jégou, Mairal, Bojanowski, Joulin 2021, Emerging Properties in "
+                    "Self-Supervised Vision Transformers (ICCV)", "facebookresearch/dino main_dino.py",
+                    recipes={"mnist5k": "dino_mnist5k"}, doc="dino.md"))

@@ -12,6 +12,10 @@ eigenvalues are clamped at 0 and normalised by the largest, ε is added after th
 (``eps_inside`` puts it inside: p = clamp(s̃ + ε, 1e-4)^α), p is clamped at 1e-4, the first batch
 initialises F̂ (``init="zeros"`` starts from 0 without bias correction, as Halvagal et al.),
 F̂ is uncentred (``zero_mean`` subtracts E[f]E[f]ᵀ, which the paper reports hurts).
+
+:class:`DirectPredictor` is the part: a bias-free linear predictor whose F̂ takes in the
+training batch and which is reset from F̂ every ``freq`` steps, in ``after_step``; in between,
+Wp takes ordinary gradient steps.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..losses.distributed import world_size
-from .base import check_choice
+from ...losses.distributed import world_size
+from ..base import check_choice
+from .predictor import Predictor
 
+MODES = ("pred", "copy")
 NORMS = ("spectral", "fro", "none")
 INITS = ("first_batch", "zeros")
 
@@ -95,3 +101,42 @@ class CorrelationEstimate(nn.Module):
         if self.zero_mean:
             return self.corr - torch.outer(self.mean, self.mean)
         return self.corr
+
+
+class DirectPredictor(Predictor):
+    """Wp set in closed form from F̂ every ``freq`` steps: ``mode="pred"`` is DirectPred (``power``
+    ½) / DirectSet(α) (``power`` α), ``"copy"`` is DirectCopy (``norm``). ``rho``, ``zero_mean``,
+    ``init`` shape F̂; ``eps`` / ``eps_inside`` the boost of the small eigenvalues; ``symmetric``
+    symmetrises the gradient steps between resets (:class:`.Predictor`)."""
+
+    def __init__(self, dim: int, mode: str = "pred", rho: float = 0.3, eps: float = 0.1, freq: int = 1,
+                 power: float = 0.5, eps_inside: bool = False, zero_mean: bool = False, init: str = "first_batch",
+                 norm: str = "spectral", symmetric: bool = False) -> None:
+        super().__init__("linear", dim, bias=False, symmetric=symmetric)
+        check_choice("direct", mode, MODES)
+        check_choice("norm", norm, NORMS)
+        if freq < 1:
+            raise ValueError(f"freq must be >= 1 (steps between predictor resets), got {freq}")
+        self.mode, self.freq, self.power, self.eps, self.eps_inside, self.norm = mode, freq, power, eps, eps_inside, norm
+        self.corr = CorrelationEstimate(dim, rho=rho, zero_mean=zero_mean, init=init)
+        self._inputs: torch.Tensor | None = None
+
+    def observe(self, inputs: list[torch.Tensor]) -> None:
+        self._inputs = torch.cat(inputs).detach()  # F̂ takes in this batch before Wp is set (luckmatters order)
+
+    def correlation(self) -> torch.Tensor:
+        return self.corr.value()
+
+    @torch.no_grad()
+    def after_step(self, step: int, total_steps: int) -> None:
+        if self._inputs is not None:
+            self.corr.update(self._inputs)
+            self._inputs = None
+        if (step - 1) % self.freq == 0:  # luckmatters: niter % freq == 0, counting from 0
+            corr = self.corr.value()
+            if self.mode == "pred":
+                w = directset_predictor(corr, self.power, self.eps, self.eps_inside)
+            else:
+                w = directcopy_predictor(corr, self.eps, self.norm)
+            self.net.weight.copy_(w)
+        super().after_step(step, total_steps)

@@ -1,0 +1,103 @@
+"""One spec per method: everything sslab knows about it, registered beside its class.
+
+A :class:`MethodSpec` names the method, its family (the five of ``docs/architecture.md``: what
+keeps it from collapsing), the class and the preset options that make it, its default view
+pipeline, its paper and official code, and its recipes (dataset -> recipe name). ``sslab list
+methods``, the methods table of the docs, the engine's view choice, ``sslab analyze``'s
+explanations, config resolution and the parametrised tests all read :data:`METHODS`.
+
+Each family module calls :func:`register` at import, next to the classes it defines.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+#: what keeps a method from collapsing (Garrido et al. 2023; Jha et al. 2024; the design notes)
+FAMILIES = ("sample-contrastive", "dimension-contrastive", "asymmetric", "clustering/distillation", "explicit center")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method: ``cls(backbone, **{**preset, **options})`` makes it; ``views`` is its view pipeline."""
+
+    name: str
+    family: str
+    cls: type[nn.Module]
+    views: str
+    description: str
+    paper: str
+    code: str  # the official implementation (file the defaults come from), or "none"
+    preset: dict[str, Any] = field(default_factory=dict)
+    recipes: dict[str, str] = field(default_factory=dict)  # dataset -> recipe name
+    doc: str = ""  # page under docs/methods/
+
+    def arguments(self) -> dict[str, Any]:
+        """Every option the method accepts, with its default after the preset is applied."""
+        return {**options_of(self.cls), **self.preset}
+
+
+def options_of(cls: type) -> dict[str, Any]:
+    """The user options of a method class: its constructor's keyword parameters (positional-only
+    ones -- the backbone, the parts -- are not options) and, where it passes ``**switches`` on to
+    its parent, the parent's, up the class hierarchy."""
+    out: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        for p in params:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                out.setdefault(p.name, p.default)
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return out
+
+
+#: name -> spec, in registration order (family modules register at import)
+METHODS: dict[str, MethodSpec] = {}
+
+
+def register(*specs: MethodSpec) -> None:
+    """Add specs to :data:`METHODS`; a spec must name a known family and view pipeline and
+    only preset options its class accepts."""
+    from ..data.pipelines import PIPELINES
+
+    for spec in specs:
+        if spec.name in METHODS:
+            raise ValueError(f"method '{spec.name}' is registered twice")
+        if spec.family not in FAMILIES:
+            raise ValueError(f"method '{spec.name}': unknown family '{spec.family}'; valid choices: {', '.join(FAMILIES)}")
+        if spec.views not in PIPELINES:
+            raise ValueError(f"method '{spec.name}': unknown view pipeline '{spec.views}'; valid choices: "
+                             f"{', '.join(PIPELINES)}")
+        unknown = sorted(set(spec.preset) - set(options_of(spec.cls)))
+        if unknown:
+            raise ValueError(f"method '{spec.name}': preset option '{unknown[0]}' is not an option of {spec.cls.__name__}")
+        METHODS[spec.name] = spec
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The spec of method ``name``; a one-line error listing the valid names otherwise."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method '{name}'; valid choices: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def method_arguments(name: str) -> dict[str, Any]:
+    """Every keyword method ``name`` accepts, with its default after the preset is applied."""
+    return method_spec(name).arguments()
+
+
+def build_method(name: str, backbone: nn.Module, **overrides: Any) -> nn.Module:
+    """Instantiate method ``name`` on ``backbone``; ``overrides`` replace preset values."""
+    spec = method_spec(name)
+    valid = spec.arguments()
+    bad = [k for k in overrides if k not in valid]
+    if bad:
+        raise ValueError(f"unknown option '{bad[0]}' for method '{name}'; valid choices: {', '.join(sorted(valid))}")
+    return spec.cls(backbone, **{**spec.preset, **overrides})
