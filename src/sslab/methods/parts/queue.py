@@ -19,7 +19,8 @@ INITS = ("zeros", "random")
 
 
 class Queue(Part):
-    """The last ``size`` keys of dimension ``dim``: ``keys`` ``(size, dim)``, ``ptr`` the next slot, ``filled`` how many are real."""
+    """The last ``size`` keys of dimension ``dim``: buffers ``keys`` ``(size, dim)``, ``ptr`` (the next
+    slot) and ``filled`` (how many slots hold real keys)."""
 
     def __init__(self, size: int, dim: int, gather_keys: bool = False, init: str = "zeros") -> None:
         super().__init__()
