@@ -29,15 +29,8 @@ class CenterVector(SSLMethod):
     E[zᵀz⁺] − E[zᵀz⁻] of spec §C.2 (NOT FOUND in the paper; a documented option).
     """
 
-    def __init__(
-        self,
-        backbone: nn.Module,
-        /,
-        proj_hidden_dim: int = 2048,
-        proj_dim: int = 128,
-        proj_layers: int = 2,
-        center_weight: float = 1.0,
-    ) -> None:
+    def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 2048, proj_dim: int = 128, proj_layers: int = 2,
+                 center_weight: float = 1.0) -> None:
         super().__init__(backbone)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers)
         self.center_weight = center_weight

@@ -27,21 +27,10 @@ class SwAV(SSLMethod):
     ``queue_size`` (per rank and global crop; 0 = none) used from ``queue_start_epoch``, and the
     prototype freezing switches ``freeze_prototypes_steps`` / ``fixed_prototypes``."""
 
-    def __init__(
-        self,
-        backbone: nn.Module,
-        /,
-        proj_hidden_dim: int = 2048,
-        proj_dim: int = 128,
-        num_prototypes: int = 3000,
-        temperature: float = 0.1,
-        epsilon: float = 0.05,
-        sinkhorn_iterations: int = 3,
-        queue_size: int = 0,
-        queue_start_epoch: int = 15,
-        freeze_prototypes_steps: int = 313,
-        fixed_prototypes: bool = False,
-    ) -> None:
+    def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 2048, proj_dim: int = 128,
+                 num_prototypes: int = 3000, temperature: float = 0.1, epsilon: float = 0.05,
+                 sinkhorn_iterations: int = 3, queue_size: int = 0, queue_start_epoch: int = 15,
+                 freeze_prototypes_steps: int = 313, fixed_prototypes: bool = False) -> None:
         super().__init__(backbone)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, 2)
         self.prototypes = nn.Linear(proj_dim, num_prototypes, bias=False)

@@ -29,23 +29,10 @@ class DimensionContrastive(SSLMethod):
     paper: default 0.1) or ``w_mse`` (``w_size`` sub-batch, default the batch; ``w_eps``
     shrinkage; ``w_iter`` splits). Defaults are the official ones."""
 
-    def __init__(
-        self,
-        backbone: nn.Module,
-        /,
-        loss: str = "barlow_twins",
-        proj_hidden_dim: int = 8192,
-        proj_dim: int = 8192,
-        proj_layers: int = 3,
-        lambd: float = 0.0051,
-        sim_coeff: float = 25.0,
-        std_coeff: float = 25.0,
-        cov_coeff: float = 1.0,
-        temperature: float = 0.1,
-        w_size: int | None = None,
-        w_eps: float = 0.0,
-        w_iter: int = 1,
-    ) -> None:
+    def __init__(self, backbone: nn.Module, /, loss: str = "barlow_twins", proj_hidden_dim: int = 8192,
+                 proj_dim: int = 8192, proj_layers: int = 3, lambd: float = 0.0051, sim_coeff: float = 25.0,
+                 std_coeff: float = 25.0, cov_coeff: float = 1.0, temperature: float = 0.1, w_size: int | None = None,
+                 w_eps: float = 0.0, w_iter: int = 1) -> None:
         super().__init__(backbone)
         check_choice("loss", loss, LOSSES)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, last_bias=False)

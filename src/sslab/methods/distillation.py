@@ -87,25 +87,11 @@ class DINO(SSLMethod):
     and ``freeze_last_layer`` (epochs during which the last layer gets no update)."""
 
 
-    def __init__(
-        self,
-        backbone: nn.Module,
-        /,
-        out_dim: int = 65536,
-        proj_hidden_dim: int = 2048,
-        bottleneck_dim: int = 256,
-        head_layers: int = 3,
-        use_bn_in_head: bool = False,
-        norm_last_layer: bool = True,
-        student_temp: float = 0.1,
-        teacher_temp: float = 0.04,
-        warmup_teacher_temp: float = 0.04,
-        warmup_teacher_temp_epochs: int = 0,
-        center_momentum: float = 0.9,
-        momentum: float = 0.996,
-        momentum_final: float = 1.0,
-        freeze_last_layer: int = 1,
-    ) -> None:
+    def __init__(self, backbone: nn.Module, /, out_dim: int = 65536, proj_hidden_dim: int = 2048,
+                 bottleneck_dim: int = 256, head_layers: int = 3, use_bn_in_head: bool = False,
+                 norm_last_layer: bool = True, student_temp: float = 0.1, teacher_temp: float = 0.04,
+                 warmup_teacher_temp: float = 0.04, warmup_teacher_temp_epochs: int = 0, center_momentum: float = 0.9,
+                 momentum: float = 0.996, momentum_final: float = 1.0, freeze_last_layer: int = 1) -> None:
         super().__init__(backbone)
         self.head = DINOHead(self.feature_dim, out_dim, proj_hidden_dim, bottleneck_dim, head_layers, use_bn_in_head,
                              norm_last_layer)
