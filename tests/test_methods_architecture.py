@@ -202,3 +202,9 @@ def test_nnclr_two_processes_equal_one(tmp_path):
     assert torch.allclose(torch.cat([out[0][1], out[1][1]]), 2 * full_p.grad, atol=1e-12)  # DDP averages: the full gradient
     for r in range(2):  # every rank's support set holds the whole global batch, in rank order
         assert torch.allclose(out[r][2][:8].double(), z, atol=1e-6)
+
+
+def test_docs_methods_table_is_generated_from_the_specs():
+    from sslab.registry import methods_table
+
+    assert methods_table() in (DOCS / "methods.md").read_text(), "regenerate with sslab.registry.methods_table()"

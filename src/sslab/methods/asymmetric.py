@@ -81,7 +81,7 @@ LUCKMATTERS = "facebookresearch/luckmatters ssl/real-dataset (byol_trainer.py, R
 
 register(
     MethodSpec("byol", "asymmetric", BYOL, "byol", "BYOL, EMA target + MLP predictor",
-               "Grill et al. 2020, Bootstrap Your Own Latent (NeurIPS)", "google-deepmind/byol byol/byol_experiment.py",
+               "Grill et al. 2020, Bootstrap Your Own Latent (NeurIPS)", "deepmind/deepmind-research byol/byol_experiment.py",
                recipes={"mnist5k": "byol_mnist5k"}, doc="byol_simsiam.md"),
     MethodSpec("simsiam", "asymmetric", SimSiam, "byol", "SimSiam, stop-gradient without EMA",
                "Chen & He 2021, Exploring Simple Siamese Representation Learning (CVPR)",

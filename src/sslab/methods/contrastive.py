@@ -112,11 +112,11 @@ register(
     MethodSpec("simclr_sq", "sample-contrastive", SimCLR, "simclr", "SimCLR with squared cosines of the negatives",
                GARRIDO, SIMCLR_CODE, preset={"negatives": "sq"}, recipes={"mnist5k": "simclr_sq_mnist5k"}, doc="simclr.md"),
     MethodSpec("dcl", "sample-contrastive", SimCLR, "simclr", "decoupled contrastive learning, positive out of the denominator",
-               "Yeh et al. 2022, Decoupled Contrastive Learning (ECCV)", "raminnakhli/Decoupled-Contrastive-Learning loss.py",
+               "Yeh et al. 2022, Decoupled Contrastive Learning (ECCV)", "no official code found (the paper's L_DC)",
                preset={"decoupled": True}, recipes={"mnist5k": "dcl_mnist5k"}, doc="simclr.md"),
     MethodSpec("spectral_contrastive", "sample-contrastive", SimCLR, "simclr", "spectral contrastive loss -2E[zᵀz⁺] + E[(zᵀz⁻)²]",
                "HaoChen, Wei, Gaidon, Ma 2021, Provable Guarantees for Self-Supervised Deep Learning with Spectral "
-               "Contrastive Loss (NeurIPS)", "jhaochenz/spectral_contrastive_learning models/spectral.py",
+               "Contrastive Loss (NeurIPS)", "jhaochenz96/spectral_contrastive_learning models/spectral.py",
                preset={"loss": "spectral"}, recipes={"mnist5k": "spectral_contrastive_mnist5k"}, doc="simclr.md"),
     MethodSpec("moco_v2", "sample-contrastive", MoCo, "simclr", "MoCo v2, momentum encoder + queue of negative keys",
                MOCO_V2, "facebookresearch/moco moco/builder.py",
