@@ -1,7 +1,7 @@
 """Every method (and the collapse ablations) trained on a dataset with its recipe: accuracy, collapse signal, time.
 
-Runs ``sslab train method=NAME`` one after another (each with its ``<method>_<dataset>``
-recipe), reads every ``summary.json`` and prints the table of docs/methods.md; writes JSON.
+Runs ``sslab train method=NAME`` one after another (each with its spec's recipe for the
+dataset), reads every ``summary.json`` and prints the table of docs/methods.md; writes JSON.
 
     python benchmarks/methods.py [--dataset mnist5k] [--only simclr byol] [--out benchmarks/results/methods_mnist5k.json]
     python benchmarks/methods.py --markdown     # the docs table from the JSON, without training
@@ -39,7 +39,7 @@ def run(name: str, method: str, extra: list[str], dataset: str, runs: Path) -> d
     if done.returncode != 0:
         return {"name": name, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
     s = json.loads((out / "summary.json").read_text())
-    return {"name": name, "method": method, "overrides": extra, "family": METHODS[method][0], "knn_top1": s["knn_top1"],
+    return {"name": name, "method": method, "overrides": extra, "family": METHODS[method].family, "knn_top1": s["knn_top1"],
             "linear_top1": s["linear_top1"], "z_std": s["z_std"], "embedding_dim": s["embedding_dim"],
             "wall_seconds": s["wall_seconds"], "final_loss": s["final_loss"]}
 

@@ -14,7 +14,7 @@ makes a resumed run draw the same views as an uninterrupted one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -273,7 +273,6 @@ class ViewPipeline:
 
     specs: tuple[ViewSpec, ...]
     name: str = "custom"
-    num_global: int = field(default=2)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
         return [augment(images, spec, generator) for spec in self.specs for _ in range(spec.n)]
