@@ -38,13 +38,14 @@ def median_ms(fn, repeats: int) -> float:
 
 def unit_costs(method: str, repeats: int = 20) -> dict:
     """Median ms of one training step and of one diagnostics call, on the recipe's model and data."""
+    from sslab.build import build, probe_images
     from sslab.config import resolve
-    from sslab.engine import diagnostics as monitor
-    from sslab.engine.train import build, probe_images
+    from sslab.diagnostics import probe as monitor
 
     torch.manual_seed(0)
     cfg = resolve(None, [f"method={method}"])
-    _, pretrain, _, _, pipe, model, _, _, _ = build(cfg)
+    built = build(cfg)
+    pretrain, pipe, model = built.pretrain, built.pipeline, built.method
     images = pretrain.images[: cfg.batch_size]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
@@ -61,7 +62,8 @@ def unit_costs(method: str, repeats: int = 20) -> dict:
     views = monitor.probe_views(pipe, probe_images(pretrain, cfg.diagnostics.probe_size), "cpu")
 
     def diagnose() -> None:  # what DiagnosticsMonitor does every K steps
-        monitor.embedding_stats(*last["z"][:2])
+        monitor.embedding_stats(*last["z"][:2], center_threshold=cfg.diagnostics.center_threshold,
+                                dimensional_fraction=cfg.diagnostics.dimensional_fraction)
         stats, z1, modes = monitor.probe_diagnostics(model, views, cfg.diagnostics)
         monitor.trace_record(0, 0, stats, z1, modes)
 

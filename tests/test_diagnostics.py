@@ -6,6 +6,11 @@ import pytest
 import torch
 
 from sslab import diagnostics as dg
+from sslab.config import DiagnosticsConfig
+
+#: the verdict thresholds, from their one home (config.DiagnosticsConfig)
+THRESHOLDS = {"center_threshold": DiagnosticsConfig().center_threshold,
+              "dimensional_fraction": DiagnosticsConfig().dimensional_fraction}
 
 
 def gauss(n, d, seed=0):
@@ -19,10 +24,10 @@ def test_all_equal_embeddings_are_complete_collapse():
     assert dg.embedding_std(z) == pytest.approx(0.0, abs=1e-9)
     stats = dg.center_stats(z, z)
     assert stats["total_spread"] == pytest.approx(0.0, abs=1e-9) and stats["aug_mean_sq"] == pytest.approx(1.0)
-    assert dg.collapse_verdict(float(dg.center_norm(z)), 1.0, dim=8, batch=64) == "complete"
+    assert dg.collapse_verdict(float(dg.center_norm(z)), 1.0, dim=8, batch=64, **THRESHOLDS) == "complete"
     line = gauss(64, 1) * torch.ones(1, 8)  # all on one line through 0: center ≈ 0 but rank 1
     assert dg.effective_rank(line) == pytest.approx(1.0, abs=1e-6)
-    assert dg.collapse_verdict(float(dg.center_norm(line)), dg.effective_rank(line), 8, 64) == "complete"
+    assert dg.collapse_verdict(float(dg.center_norm(line)), dg.effective_rank(line), 8, 64, **THRESHOLDS) == "complete"
 
 
 def test_isotropic_gaussian_is_healthy_full_rank():
@@ -32,7 +37,7 @@ def test_isotropic_gaussian_is_healthy_full_rank():
     assert dg.rankme(z) == pytest.approx(16, rel=0.02)
     assert dg.embedding_std(z) == pytest.approx(1 / math.sqrt(16), rel=0.02)
     assert dg.alpha_req(z) == pytest.approx(0.0, abs=0.05)  # flat spectrum
-    assert dg.collapse_verdict(float(dg.center_norm(z)), dg.effective_rank(z), 16, 20000) == "healthy"
+    assert dg.collapse_verdict(float(dg.center_norm(z)), dg.effective_rank(z), 16, 20000, **THRESHOLDS) == "healthy"
     assert torch.allclose(dg.spectrum(z, correlation=True), torch.ones(16, dtype=torch.float64), atol=0.06)
 
 
@@ -40,7 +45,7 @@ def test_rank_k_subspace_is_dimensional():
     basis = torch.linalg.qr(gauss(64, 64, seed=1))[0][:, :3]  # 3 orthonormal directions in 64 dims
     z = gauss(5000, 3, seed=2) @ basis.T
     assert dg.effective_rank(z) == pytest.approx(3, rel=0.03)
-    assert dg.collapse_verdict(float(dg.center_norm(z)), dg.effective_rank(z), 64, 5000) == "dimensional"
+    assert dg.collapse_verdict(float(dg.center_norm(z)), dg.effective_rank(z), 64, 5000, **THRESHOLDS) == "dimensional"
 
 
 def test_alpha_req_recovers_a_power_law():

@@ -207,6 +207,8 @@ def test_dino_with_a_vit_multicrop_clipping_and_weight_decay_schedule_trains(tmp
     summary = json.loads((out / "summary.json").read_text())
     assert summary["backbone"] == "vit_tiny" and summary["embedding_dim"] == 16
     assert summary["final_loss"] is not None and summary["knn_top1"] > 0.1
+    header = (out / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "method/teacher_entropy" in header and "method/kl" in header  # the method's own scalars, logged by the engine
 
 
 def test_diagnostics_in_summary_and_stop_on_collapse(tmp_path):

@@ -58,13 +58,20 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_theory(args: argparse.Namespace) -> int:
-    from .theory.lab import EXPERIMENTS, run_experiment, summary_lines
+    from .theory.lab import EXPERIMENTS, parse_options, run_experiment, summary_lines
 
     if args.name == "list":
         for e in EXPERIMENTS.values():
             print(f"{e.name:<12} {e.summary}")
         return 0
-    record = run_experiment(args.name, args.options, args.out)
+    embeddings = None
+    if args.name == "duality":  # theory reads no run folders: analysis reads the run's embeddings, theory gets the matrix
+        options = parse_options(args.name, args.options)
+        if options["run"] and not options["embeddings"]:  # an embeddings file wins, as it always has
+            from .analysis.run import probe_embedding_matrix
+
+            embeddings = probe_embedding_matrix(options["run"])
+    record = run_experiment(args.name, args.options, args.out, embeddings=embeddings)
     print(json.dumps(record, indent=2) if args.json else "\n".join(summary_lines(record)))
     return 0
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 
+from .build import method_from_config
 from .config import Config, resolve
 from .data import dataset_info, load_split
-from .engine.checkpoint import CheckpointError, safe_load
 from .evaluation import extract_features, knn_accuracy, linear_probe
-from .methods import build_method
+from .io import CheckpointError, safe_load
 
 
 def load_run_config(checkpoint: Path) -> Config:
@@ -29,11 +29,7 @@ def load_method(checkpoint: str | Path) -> tuple[torch.nn.Module, Config, int]:
         checkpoint = checkpoint / "checkpoints" / "last.ckpt"
     ckpt = safe_load(checkpoint)
     cfg = load_run_config(checkpoint)
-    from .engine.train import backbone_from_config
-
-    info = dataset_info(cfg.dataset)
-    size = cfg.image_size or info.image_size
-    method = build_method(cfg.method, backbone_from_config(cfg, info.channels, size), **cfg.method_args)
+    method = method_from_config(cfg)
     prefix = "method."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     missing, unexpected = method.load_state_dict(state, strict=False)

@@ -56,7 +56,7 @@ def _trend(run: Run) -> str:
     steps, values = run.series("center_norm")
     if len(steps) < 2:
         return ""
-    thr = run.config.get("diagnostics", {}).get("center_threshold", 0.9)
+    thr = run.center_threshold
     if steps[0] == 0:
         text = f" The untrained network starts at center norm {values[0]:.3f}"
         if values[0] >= thr:
@@ -116,7 +116,7 @@ def explain(run: Run) -> str:
     n = run.probe_size
     verdict = f.get("verdict", "unknown")
     cn, er = f.get("center_norm", float("nan")), f.get("effective_rank", float("nan"))
-    threshold = run.config.get("diagnostics", {}).get("center_threshold", 0.9)
+    threshold = run.center_threshold
     if verdict == "complete":
         text = (f"Complete collapse: the network maps every image to nearly the same embedding. On the {n} probe "
                 f"images the center vector s (the mean of the unit-normalised embeddings) has norm {cn:.3f} -- 1 would "
@@ -126,7 +126,7 @@ def explain(run: Run) -> str:
                 f"the part of that agreement that tells images apart, E‖μ(x) − s‖², is "
                 f"{f.get('aug_mean_spread', float('nan')):.3f}. {_likely_cause(run)}")
     elif verdict == "dimensional":
-        frac = run.config.get("diagnostics", {}).get("dimensional_fraction", 0.1)
+        frac = run.dimensional_fraction
         text = (f"Dimensional collapse: the embeddings do not meet in one point (center norm {cn:.3f}), but they "
                 f"occupy only about {er:.1f} of their {d} dimensions (effective rank; the verdict's threshold is "
                 f"{frac} x min(D, N − 1) = {frac * min(d, n - 1):.1f}). Most directions of the embedding space carry "

@@ -64,7 +64,7 @@ def center(runs: list[Run], out: Path) -> str | None:
         return None
     fig, (c, m, spread) = panels(3)
     _lines(c, runs, "center_norm", marker=".")
-    thr = runs[0].config.get("diagnostics", {}).get("center_threshold", 0.9)
+    thr = runs[0].center_threshold
     c.axhline(thr, color="k", ls=":", lw=1, label=f"collapse threshold {thr}")
     c.set(title="center vector norm ‖s‖ = ‖E z/‖z‖‖", xlabel="step", ylim=(-0.02, 1.02))
     _lines(m, runs, "aug_mean_norm", marker=".")

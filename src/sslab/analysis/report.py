@@ -13,14 +13,15 @@ import math
 import time
 from pathlib import Path
 
+from ..io import atomic_write_text
 from . import plots
 from .explain import compare, config_differences, explain
 from .run import Run, load_run
 
-#: the final-diagnostics table: (key, label, what a healthy run shows)
+#: the final-diagnostics table: (key, label, what a healthy run shows; ``{center_threshold}`` is the first run's)
 TABLE_ROWS = (
     ("verdict", "verdict", "healthy"),
-    ("center_norm", "center norm ‖s‖ (plug-in)", "< 0.9 (complete collapse); ≈ 0 when spread evenly"),
+    ("center_norm", "center norm ‖s‖ (plug-in)", "< {center_threshold} (complete collapse); ≈ 0 when spread evenly"),
     ("center_sq", "‖s‖² (unbiased)", "≈ 0"),
     ("aug_mean_norm", "augmentation-mean norm E‖μ(x)‖", "high: views agree"),
     ("aug_mean_sq", "E‖μ(x)‖² (mean positive cosine)", "close to 1"),
@@ -117,7 +118,8 @@ def blocks_for(runs: list[Run], figures: list[str], command: str) -> list[tuple]
     if len(runs) > 1:
         out += [("h3", "Comparison"), ("p", compare(runs))]
     present = [(k, label, ref) for k, label, ref in TABLE_ROWS if any(k in r.final for r in runs)]
-    table = [[label] + [r.final.get(k) for r in runs] + [ref] for k, label, ref in present]
+    thresholds = {"center_threshold": runs[0].center_threshold}
+    table = [[label] + [r.final.get(k) for r in runs] + [ref.format(**thresholds)] for k, label, ref in present]
     n = runs[0].probe_size
     out += [("h2", "Final diagnostics"),
             ("p", f"On the fixed probe set ({n} training images, two augmented views each, the model in eval mode), "
@@ -179,8 +181,6 @@ def analyze(paths: list[str | Path], out: str | Path | None = None, command: str
     out.mkdir(parents=True, exist_ok=True)
     figures = [name for fig in plots.FIGURES if (name := fig(runs, out)) is not None]
     blocks = blocks_for(runs, figures, command or "sslab analyze " + " ".join(str(p) for p in paths))
-    from ..engine.checkpoint import atomic_write_text
-
     atomic_write_text(to_markdown(blocks), out / "report.md")
     atomic_write_text(to_html(blocks), out / "report.html")
     numbers = {"runs": [{"name": r.name, "folder": str(r.folder), "checkpoint": str(r.checkpoint) if r.checkpoint else None,

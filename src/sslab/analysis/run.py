@@ -5,7 +5,8 @@ Sources, all written by ``sslab train``: ``config.yaml``; ``summary.json`` (fina
 ``logs/diagnostics.jsonl`` (the probe set's diagnostics, spectrum and predictor modes every K
 steps). Given a checkpoint instead of a folder -- or a folder whose summary has no diagnostics
 (a killed run, an older version) -- the final diagnostics are recomputed from the checkpoint on
-the same fixed probe views the monitor uses.
+the same fixed probe views the monitor uses. :func:`probe_embedding_matrix` hands the theory lab a
+run's probe-set embeddings (``sslab theory duality run=RUN_DIR``): theory never reads run folders.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
+
+from ..config import DiagnosticsConfig
 
 
 @dataclass
@@ -44,7 +47,22 @@ class Run:
 
     @property
     def probe_size(self) -> int:
-        return int(self.config.get("diagnostics", {}).get("probe_size", 512))
+        return int(self._diagnostics_option("probe_size"))
+
+    @property
+    def center_threshold(self) -> float:
+        """The verdict's center-norm threshold this run used (``diagnostics.center_threshold``)."""
+        return float(self._diagnostics_option("center_threshold"))
+
+    @property
+    def dimensional_fraction(self) -> float:
+        """The verdict's effective-rank fraction this run used (``diagnostics.dimensional_fraction``)."""
+        return float(self._diagnostics_option("dimensional_fraction"))
+
+    def _diagnostics_option(self, key: str):
+        """``diagnostics.<key>`` of the run's config, or ``DiagnosticsConfig``'s default (older runs lack some keys)."""
+        value = (self.config.get("diagnostics") or {}).get(key)
+        return getattr(DiagnosticsConfig(), key) if value is None else value
 
 
 def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
@@ -91,9 +109,9 @@ def locate(path: str | Path) -> tuple[Path, Path | None]:
 def checkpoint_probe(checkpoint: Path, device: str | torch.device = "cpu"):
     """(method on ``device``, config, step, the probe views) of a run's checkpoint: the monitor's probe set
     and views, rebuilt from the run's config."""
+    from ..build import pipeline_from_config, probe_images
     from ..data import dataset_info, load_split
-    from ..engine.diagnostics import probe_views
-    from ..engine.train import pipeline_from_config, probe_images
+    from ..diagnostics.probe import probe_views
     from ..evaluate import load_method
 
     method, cfg, step = load_method(checkpoint)
@@ -104,11 +122,22 @@ def checkpoint_probe(checkpoint: Path, device: str | torch.device = "cpu"):
 
 def checkpoint_diagnostics(checkpoint: Path) -> tuple[dict, dict]:
     """Final probe-set diagnostics of a checkpoint (as the monitor computes them) and a trace record for it."""
-    from ..engine.diagnostics import probe_diagnostics, trace_record
+    from ..diagnostics.probe import probe_diagnostics, trace_record
 
     method, cfg, step, views = checkpoint_probe(checkpoint, "cuda" if torch.cuda.is_available() else "cpu")
     stats, z1, modes = probe_diagnostics(method, views, cfg.diagnostics)
     return stats | {"step": step}, trace_record(step, None, stats, z1, modes)
+
+
+def probe_embedding_matrix(path: str | Path) -> tuple[torch.Tensor, str]:
+    """(the probe-set embeddings ``(N, D)`` of the first view, on the CPU, a description) of a run folder or
+    checkpoint: what ``sslab theory duality run=PATH`` checks. A folder's last checkpoint is used."""
+    from ..diagnostics.probe import probe_embeddings
+
+    folder, ckpt = locate(path)
+    method, _, _, views = checkpoint_probe(ckpt or folder / "checkpoints" / "last.ckpt")
+    z1, _ = probe_embeddings(method, views)
+    return z1, f"probe-set embeddings of {folder}"
 
 
 def load_run(path: str | Path, name: str | None = None) -> Run:

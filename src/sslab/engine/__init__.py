@@ -1,6 +1,11 @@
-"""Lightning glue: the training module, callbacks, atomic checkpoints and the ``train`` entry point."""
+"""Lightning glue: the training module, callbacks, the checkpoint I/O plugin and the ``train`` entry point.
 
-from .checkpoint import AtomicCheckpointIO, CheckpointError, atomic_save, safe_load
-from .train import SUMMARY_KEYS, train
+``CheckpointError``, ``atomic_save`` and ``safe_load`` live in :mod:`sslab.io` (no Lightning) and are
+re-exported here.
+"""
 
-__all__ = ["AtomicCheckpointIO", "CheckpointError", "SUMMARY_KEYS", "atomic_save", "safe_load", "train"]
+from ..io import CheckpointError, atomic_save, safe_load
+from .checkpoint import AtomicCheckpointIO
+from .train import train
+
+__all__ = ["AtomicCheckpointIO", "CheckpointError", "atomic_save", "safe_load", "train"]

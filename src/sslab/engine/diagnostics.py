@@ -10,6 +10,9 @@ covariance spectrum and the predictor's per-mode s_j, p_j, cos(u_j, Wp u_j) are 
 JSON object per line, to ``<run>/logs/diagnostics.jsonl`` (what ``sslab analyze`` plots).
 The last probe-set values and the collapse verdict go to ``summary.json``; with
 ``stop_on_collapse`` training ends at a complete collapse, with a message saying so.
+
+Only the Lightning callback lives here; what it measures are the pure functions of
+:mod:`sslab.diagnostics.probe`, which ``sslab analyze`` calls too.
 """
 
 from __future__ import annotations
@@ -20,87 +23,8 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from torch import nn
 
-from .. import diagnostics as dg
-from ..losses.distributed import world_size
-
-#: the duality numbers worth a time series (the rest follow from N and M)
-DUALITY_KEYS = ("l_c", "l_nc", "rows4_ratio", "gram_offdiag_mean", "gram_offdiag_var_ratio")
-
-
-def embedding_stats(z1: torch.Tensor, z2: torch.Tensor, center_threshold: float = 0.9,
-                    dimensional_fraction: float = 0.1) -> dict[str, float | str]:
-    """Every embedding diagnostic of a two-view batch, and the verdict."""
-    out: dict[str, float | str] = dict(dg.center_stats(z1, z2))
-    rank = dg.effective_rank(z1)
-    out |= {"effective_rank": rank, "rankme": dg.rankme(z1), "alpha_req": dg.alpha_req(z1), "z_std": dg.embedding_std(z1),
-            "alignment": dg.alignment(z1, z2), "uniformity": dg.uniformity(z1)}
-    duality = dg.duality_stats(z1)
-    out |= {k: duality[k] for k in DUALITY_KEYS}
-    out["verdict"] = dg.collapse_verdict(out["center_norm"], rank, z1.shape[1], z1.shape[0] * world_size(),
-                                         center_threshold, dimensional_fraction=dimensional_fraction)
-    return out
-
-
-def predictor_modes(method: nn.Module, z: torch.Tensor) -> dict | None:
-    """:func:`sslab.diagnostics.predictor_stats` of a linear predictor against F̂ (None for other predictors):
-    the method's own F̂ estimate where it keeps one (DirectPred, DirectCopy), else the correlation
-    of the predictor's input ``z`` (the online projections)."""
-    pred = getattr(method, "predictor", None)
-    if not isinstance(pred, nn.Linear):
-        return None
-    corr = method.corr.value() if hasattr(method, "corr") else (z.T @ z / z.shape[0])
-    if not bool(torch.any(corr != 0)):  # DirectPred before its first batch: no F̂ yet, nothing to align with
-        return None
-    return dg.predictor_stats(corr, pred.weight)
-
-
-def predictor_summary(modes: dict | None) -> dict[str, float]:
-    """Mean eigen-alignment, relative commutator and asymmetry (empty without a linear predictor)."""
-    if modes is None:
-        return {}
-    return {"pred_alignment": float(modes["alignment"].mean()), "pred_commutator": modes["commutator"],
-            "pred_asymmetry": modes["asymmetry"]}
-
-
-def _rounded(values: torch.Tensor) -> list[float]:
-    return [float(f"{v:.6g}") for v in values.tolist()]
-
-
-def trace_record(step: int, epoch: int | None, stats: dict, z: torch.Tensor, modes: dict | None) -> dict:
-    """One line of ``diagnostics.jsonl``: the probe's scalars, covariance spectrum and predictor modes."""
-    record = {"step": step, "epoch": epoch, **stats, "spectrum": _rounded(dg.spectrum(z))}
-    if modes is not None:
-        record["predictor"] = {k: _rounded(modes[k]) for k in ("s", "p", "alignment", "wp_eigenvalues")}
-    return record
-
-
-@torch.no_grad()
-def probe_embeddings(method: nn.Module, views: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two views' embeddings (online network only), in eval mode: no BN batch statistics, no updates."""
-    was_training = method.training
-    method.eval()
-    try:
-        z1, z2 = method.embed_views(views)[1]
-    finally:
-        method.train(was_training)
-    return z1, z2
-
-
-def probe_diagnostics(method: nn.Module, views: list[torch.Tensor], cfg) -> tuple[dict, torch.Tensor, dict | None]:
-    """Everything the monitor measures on the probe views: (scalars with the verdict, the first view's
-    embeddings, the predictor modes or None). ``cfg``: config.DiagnosticsConfig (the verdict thresholds)."""
-    z1, z2 = probe_embeddings(method, views)
-    modes = predictor_modes(method, z1)
-    stats = embedding_stats(z1, z2, cfg.center_threshold, cfg.dimensional_fraction) | predictor_summary(modes)
-    return stats, z1, modes
-
-
-def probe_views(pipe, images: torch.Tensor, device) -> list[torch.Tensor]:
-    """The probe set's two fixed views (seeded, so every run and ``sslab analyze`` see the same ones)."""
-    g = torch.Generator(device=device).manual_seed(12345)
-    return pipe(images.to(device), g)[:2]
+from ..diagnostics.probe import embedding_stats, probe_diagnostics, probe_views, trace_record
 
 
 class DiagnosticsMonitor(pl.Callback):
@@ -136,7 +60,8 @@ class DiagnosticsMonitor(pl.Callback):
         step = trainer.global_step
         if not self.cfg.every or step % self.cfg.every:
             return
-        batch_stats = embedding_stats(*pl_module.last_embeddings[:2])
+        batch_stats = embedding_stats(*pl_module.last_embeddings[:2], center_threshold=self.cfg.center_threshold,
+                                      dimensional_fraction=self.cfg.dimensional_fraction)
         probe = self.probe(pl_module, step)
         for prefix, stats in (("diag_batch", batch_stats), ("diag_probe", probe)):
             for k, v in stats.items():

@@ -3,6 +3,7 @@
 Per step: uint8 batch -> views (generator seeded by ``(seed, global_step, rank)``, so a resumed
 run draws the same views) -> ``method(views)`` -> loss (+ the online linear probe's
 cross-entropy on detached features) -> optimiser step -> ``method.after_step`` -> callbacks.
+Every other scalar (0-dim tensor) the method returns is logged as ``method/<name>`` (epoch mean).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class SSLModule(pl.LightningModule):
                 "or check the data and the method options"
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        for name, value in out.items():  # the method's own scalars (DINO's teacher entropy and KL, the center's ‖s‖²)
+            if name != "loss" and isinstance(value, torch.Tensor) and value.ndim == 0:
+                self.log(f"method/{name}", value.detach().float(), on_step=False, on_epoch=True, sync_dist=True)
         with torch.no_grad():  # collapse check: ~1/sqrt(D) when healthy, 0 when collapsed (SimSiam §4.1)
             z = F.normalize(out["embeddings"][0].float(), dim=1)
             self.log("train/z_std", z.std(0).mean(), on_step=False, on_epoch=True, sync_dist=True)

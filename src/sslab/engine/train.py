@@ -1,11 +1,12 @@
-"""``train(cfg, out)``: build data, method and trainer from a :class:`Config`, fit, evaluate, summarise.
+"""``train(cfg, out)``: data and method from :func:`sslab.build.build`, then trainer, fit, evaluate, summarise.
 
 Run folder layout::
 
     <out>/config.yaml          the resolved configuration
     <out>/checkpoints/last.ckpt  written atomically at the end of every epoch (``--resume`` reads it)
     <out>/logs/                CSV (metrics.csv) and TensorBoard logs; diagnostics.jsonl (probe-set spectra)
-    <out>/summary.json         final numbers (see ``SUMMARY_KEYS``)
+    <out>/summary.json         final numbers: what ran, wall time and throughput, kNN / linear / online-probe
+                               top-1, final loss, z_std, baselines and the final diagnostics (docs/engine.md)
 """
 
 from __future__ import annotations
@@ -16,86 +17,16 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from ..build import backbone_from_config, build, probe_images
 from ..config import Config, save
-from ..data import TensorBatches, dataset_info, load_split, view_pipeline
+from ..data import TensorBatches
 from ..data.datasets import TensorImages
 from ..evaluation import knn_accuracy, linear_probe
-from ..methods import build_method
-from ..nets import VIT_SIZES, create_backbone
-from .checkpoint import atomic_write_text
-
-SUMMARY_KEYS = ("method", "dataset", "backbone", "epochs", "steps", "wall_seconds", "images_per_second",
-                "knn_top1", "linear_top1", "final_loss")
-
-#: the view pipeline each method uses by default
-METHOD_VIEWS = {
-    "simclr": "simclr", "simclr_abs": "simclr", "simclr_sq": "simclr", "dcl": "simclr", "spectral_contrastive": "simclr",
-    "moco_v2": "simclr", "moco_v3": "byol", "byol": "byol", "simsiam": "byol", "directpred": "byol", "directcopy": "byol",
-    "directset": "byol", "barlow_twins": "byol", "vicreg": "vicreg", "vicreg_exp": "vicreg", "vicreg_ctr": "vicreg",
-    "w_mse": "simclr", "swav": "swav", "dino": "dino", "center": "simclr",
-}
-
-
-def resolve_backbone(cfg: Config, channels: int, size: int) -> tuple[str, str]:
-    name = cfg.backbone
-    if name == "auto":
-        name = "convnet" if size <= 32 and channels == 1 else "resnet18"
-    stem = cfg.stem if cfg.stem != "auto" else ("cifar" if size < 64 else "imagenet")
-    return name, stem
-
-
-def backbone_from_config(cfg: Config, channels: int, size: int) -> torch.nn.Module:
-    """A freshly initialised backbone of the shape ``cfg`` asks for."""
-    name, stem = resolve_backbone(cfg, channels, size)
-    if name in VIT_SIZES:
-        return create_backbone(name, in_channels=channels, **{"img_size": size, **cfg.backbone_args})
-    return create_backbone(name, in_channels=channels, stem=stem, width=cfg.width, **cfg.backbone_args)
-
-
-def global_specs_with(specs: tuple, **changes) -> tuple:
-    """``specs`` with ``changes`` applied to those producing the two global views (not multi-crop's locals)."""
-    out, seen = [], 0
-    for spec in specs:
-        out.append(replace(spec, **changes) if seen < 2 else spec)
-        seen += spec.n
-    return tuple(out)
-
-
-def pipeline_from_config(cfg: Config):
-    """The view pipeline ``cfg`` trains with (its method's own unless ``views`` names one)."""
-    info = dataset_info(cfg.dataset)
-    views_name = cfg.views if cfg.views != "auto" else METHOD_VIEWS.get(cfg.method, "byol")
-    pipe = view_pipeline(views_name, info.resolution, size=cfg.image_size or info.image_size, mean=info.mean,
-                         std=info.std, local_crops=cfg.local_crops)
-    if cfg.crop_scale is not None:
-        scale = tuple(float(s) for s in cfg.crop_scale)
-        pipe = replace(pipe, specs=global_specs_with(pipe.specs, scale=scale))
-    return pipe
-
-
-def build(cfg: Config):
-    """Data, view pipeline and method for ``cfg`` (no Lightning objects)."""
-    info = dataset_info(cfg.dataset)
-    kw = {}
-    if cfg.dataset in ("cifar10", "cifar100"):
-        kw["verify_md5"] = cfg.verify_md5
-    if cfg.dataset == "imagefolder" and cfg.classes_file:
-        kw["classes_file"] = cfg.classes_file
-    pretrain = load_split(cfg.dataset, info.pretrain_split, cfg.data_root, **kw)
-    same = info.train_split == info.pretrain_split
-    train = pretrain if same else load_split(cfg.dataset, info.train_split, cfg.data_root, **kw)
-    test = load_split(cfg.dataset, info.test_split, cfg.data_root, **kw)
-    size = cfg.image_size or info.image_size
-    pipe = pipeline_from_config(cfg)
-    name, _ = resolve_backbone(cfg, info.channels, size)
-    method = build_method(cfg.method, backbone_from_config(cfg, info.channels, size), **cfg.method_args)
-    classes = int(max(int(train.labels.max()), int(test.labels.max())) + 1)
-    return info, pretrain, train, test, pipe, method, classes, name, size
+from ..io import CheckpointError, atomic_write_text
 
 
 def _loader(cfg: Config, data, world: int):
@@ -126,7 +57,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from .callbacks import DataPlacement, EpochCheckpoint, EpochReport, KNNMonitor
-    from .checkpoint import AtomicCheckpointIO, CheckpointError
+    from .checkpoint import AtomicCheckpointIO
     from .diagnostics import DiagnosticsMonitor
     from .module import SSLModule
 
@@ -141,30 +72,31 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     # everything that can fail on bad input (data, names, options) fails before the run folder exists
-    info, pretrain, train_split, test_split, pipe, method, classes, backbone_name, size = build(cfg)
+    built = build(cfg)
+    info, method, size = built.info, built.method, built.image_size
     out.mkdir(parents=True, exist_ok=True)
     save(cfg, out / "config.yaml")
-    print(f"sslab: training {cfg.method} on {cfg.dataset} ({backbone_name}) -> {out}", file=sys.stderr)
+    print(f"sslab: training {cfg.method} on {cfg.dataset} ({built.backbone_name}) -> {out}", file=sys.stderr)
 
     accelerator = cfg.accelerator
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     world = cfg.devices * cfg.num_nodes if accelerator == "gpu" or cfg.devices > 1 else 1
-    loader = _loader(cfg, pretrain, world)
+    loader = _loader(cfg, built.pretrain, world)
     steps_per_epoch = len(loader)
     if cfg.channels_last:
         method = method.to(memory_format=torch.channels_last)
-    module = SSLModule(method, pipe, cfg.optim, classes, steps_per_epoch, cfg.epochs, cfg.batch_size * world,
+    module = SSLModule(method, built.pipeline, cfg.optim, built.num_classes, steps_per_epoch, cfg.epochs, cfg.batch_size * world,
                        seed=cfg.seed, online_probe=cfg.eval.online_probe, channels_last=cfg.channels_last,
                        kill_at_step=cfg.kill_at_step)
-    knn = KNNMonitor(train_split, test_split, size, info.mean, info.std, cfg.eval.knn_k, cfg.eval.knn_temperature,
+    knn = KNNMonitor(built.train, built.test, size, info.mean, info.std, cfg.eval.knn_k, cfg.eval.knn_temperature,
                      cfg.eval.knn_every, channels_last=cfg.channels_last, num_workers=0)
     report = EpochReport(knn, cfg.batch_size * world)
     trace = out / "logs" / "diagnostics.jsonl"
     if not resume:
         trace.unlink(missing_ok=True)  # a new run in an old folder starts a new trace; a resumed one appends
-    diag = DiagnosticsMonitor(probe_images(pretrain, cfg.diagnostics.probe_size), cfg.diagnostics, trace=trace)
+    diag = DiagnosticsMonitor(probe_images(built.pretrain, cfg.diagnostics.probe_size), cfg.diagnostics, trace=trace)
     show_bar = cfg.progress and os.isatty(2)  # a live bar on a terminal; plain epoch lines in logs
     checkpoint = EpochCheckpoint(ckpt)
     trainer = pl.Trainer(
@@ -194,7 +126,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
         with torch.no_grad():
             online = float((module.probe.to(device)(fte).argmax(1) == yte).float().mean())
     summary = {
-        "method": cfg.method, "dataset": cfg.dataset, "backbone": backbone_name, "epochs": cfg.epochs,
+        "method": cfg.method, "dataset": cfg.dataset, "backbone": built.backbone_name, "epochs": cfg.epochs,
         "steps": int(trainer.global_step), "wall_seconds": round(time.perf_counter() - wall0, 2),
         "images_per_second": round(report.steps * report.global_batch / max(report.train_seconds, 1e-9), 1)
         if report.steps else None,
@@ -210,13 +142,6 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     if trainer.is_global_zero:
         atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
     return summary
-
-
-def probe_images(data, n: int) -> torch.Tensor:
-    """The first ``n`` images of a split as one uint8 tensor (the diagnostics' fixed probe set)."""
-    if isinstance(data, TensorImages):
-        return data.images[:n]
-    return torch.stack([data[i][0] for i in range(min(n, len(data)))])
 
 
 def _metric(trainer, key: str) -> float | None:

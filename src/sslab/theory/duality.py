@@ -9,7 +9,9 @@ normalising the embeddings and then the dimensions, whether Corollary 3.4.1's bo
 
 The embeddings come from ``embeddings=FILE`` (.npy, or .pt holding a tensor, read with
 weights_only), from a run (``run=RUN_DIR``: its probe-set embeddings at the last checkpoint), or
-are drawn at random with a tunable amount of collapse onto a common vector.
+are drawn at random with a tunable amount of collapse onto a common vector. Theory reads no run
+folders: for ``run=`` the command line asks ``sslab.analysis.probe_embedding_matrix`` for the
+matrix and hands it to :func:`run_duality` (``embeddings=(z, description)``).
 """
 
 from __future__ import annotations
@@ -66,14 +68,9 @@ def load_embeddings(prm: dict) -> tuple[torch.Tensor, str]:
         if not isinstance(z, torch.Tensor) or z.ndim != 2:
             raise ValueError(f"{path} must hold one 2-D array (N embeddings x M dimensions)")
         return z, str(path)
-    if prm["run"]:
-        from ..analysis.run import checkpoint_probe, locate
-        from ..engine.diagnostics import probe_embeddings
-
-        folder, ckpt = locate(prm["run"])
-        method, _, _, views = checkpoint_probe(ckpt or folder / "checkpoints" / "last.ckpt")
-        z1, _ = probe_embeddings(method, views)
-        return z1, f"probe-set embeddings of {folder}"
+    if prm["run"]:  # resolved above theory (the CLI reads the run and passes the matrix)
+        raise ValueError("run= needs the run's embeddings: use `sslab theory duality run=RUN_DIR`, or pass embeddings= "
+                         "to run_experiment (sslab.analysis.probe_embedding_matrix reads them)")
     g = torch.Generator().manual_seed(prm["seed"])
     z = torch.randn(prm["n"], prm["m"], generator=g, dtype=torch.float64)
     common = torch.randn(1, prm["m"], generator=g, dtype=torch.float64)
@@ -81,8 +78,10 @@ def load_embeddings(prm: dict) -> tuple[torch.Tensor, str]:
     return (1 - c) * z + c * common * np.sqrt(prm["m"]), f"random N({prm['n']}) x M({prm['m']}) Gaussian, collapse {c}"
 
 
-def run_duality(prm: dict, out: Path) -> dict:
-    z, source = load_embeddings(prm)
+def run_duality(prm: dict, out: Path, embeddings: tuple[torch.Tensor, str] | None = None) -> dict:
+    """The checks and the figure for ``embeddings`` (a matrix ``(N, M)`` and where it came from) when given,
+    else for the matrix ``prm`` names (:func:`load_embeddings`)."""
+    z, source = embeddings if embeddings is not None else load_embeddings(prm)
     result = {"source": source, **check(z)}
     # the picture: L_c against L_nc (normalised embeddings) for random matrices of the same shape, collapse 0 → 1
     n, m = z.shape

@@ -2,7 +2,10 @@
 
 Every experiment takes its options as ``key=value`` (values read as YAML: numbers, ``null``,
 ``true``, lists ``[0.1,0.2]``), writes PNG figures and ``<name>.json`` (options + numbers) into
-the output folder, and returns the numbers.
+the output folder, and returns the numbers. An experiment that checks an embedding matrix
+(``duality``) also takes the matrix itself, ``embeddings=(z, description)``: that is how a run's
+embeddings reach theory (``sslab.analysis.probe_embedding_matrix`` reads them; theory reads no run
+folders).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 import yaml
 
 from . import center_toy, directset, duality, tian_experiments
@@ -24,7 +28,8 @@ class Experiment:
     name: str
     summary: str
     defaults: dict
-    run: Callable[[dict, Path], dict]
+    run: Callable[..., dict]  # run(options, out) -> numbers; with takes_embeddings also embeddings=(z, description)
+    takes_embeddings: bool = False
 
 
 EXPERIMENTS = {e.name: e for e in (
@@ -37,7 +42,7 @@ EXPERIMENTS = {e.name: e for e in (
     Experiment("directset", "DirectSet(α) in a linear network: weight decay as a threshold on augmentation variance; "
                "few-label probe", directset.DEFAULTS, directset.run_directset),
     Experiment("duality", "Theorem 3.3 and Corollary 3.4.1 of Garrido et al. on any embedding matrix (file, run or random)",
-               duality.DEFAULTS, duality.run_duality),
+               duality.DEFAULTS, duality.run_duality, takes_embeddings=True),
     Experiment("center-toy", "Jha et al.'s toy: alignment alone collapses, alignment + center penalty does not",
                center_toy.DEFAULTS, center_toy.run_center_toy),
 )}
@@ -85,11 +90,21 @@ def _plain(obj):
     return obj
 
 
-def run_experiment(name: str, overrides: list[str] | None = None, out: str | Path | None = None) -> dict:
-    """Run one experiment; writes its figures and ``<name>.json`` into ``out`` (default ``theory/<name>``)."""
+def run_experiment(name: str, overrides: list[str] | None = None, out: str | Path | None = None,
+                   embeddings: tuple[torch.Tensor, str] | None = None) -> dict:
+    """Run one experiment; writes its figures and ``<name>.json`` into ``out`` (default ``theory/<name>``).
+    ``embeddings``: an ``(N, M)`` matrix and where it came from, checked instead of the one the options
+    name (only experiments with ``takes_embeddings``, i.e. ``duality``)."""
     options = parse_options(name, overrides or [])
     out = Path(out) if out is not None else Path("theory") / name
-    result = EXPERIMENTS[name].run(options, out)
+    experiment = EXPERIMENTS[name]
+    if embeddings is None:
+        result = experiment.run(options, out)
+    elif experiment.takes_embeddings:
+        result = experiment.run(options, out, embeddings=embeddings)
+    else:
+        raise ValueError(f"theory experiment '{name}' takes no embedding matrix; "
+                         f"only {', '.join(e.name for e in EXPERIMENTS.values() if e.takes_embeddings)} do")
     record = _plain({"experiment": name, "options": options, "result": result, "folder": str(out)})
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,116 @@
+"""Config -> data, views, backbone and method, without Lightning.
+
+The one place a :class:`~sslab.config.Config` becomes objects: ``build(cfg)`` loads the splits,
+makes the view pipeline (the method's own, from its spec, unless ``views`` names one) and the
+method on a freshly initialised backbone, and returns them as a :class:`Built`. The engine
+trains what it returns; ``sslab eval`` and ``sslab analyze`` rebuild a run's backbone, view
+pipeline and probe set with the same functions, so the three never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from .config import Config
+from .data import DatasetInfo, TensorImages, ViewPipeline, dataset_info, load_split, view_pipeline
+from .methods import build_method, method_spec
+from .nets import VIT_SIZES, create_backbone
+
+
+@dataclass(frozen=True)
+class Built:
+    """What :func:`build` makes of a config (the method is a module, so "frozen" means the fields, not their state)."""
+
+    info: DatasetInfo  # the dataset's resolution, channels, normalisation and split names
+    pretrain: object  # the split pre-training reads (TensorImages, or a Dataset for image folders)
+    train: object  # the labelled split the kNN / linear probes fit on (``pretrain`` itself when the same)
+    test: object  # the split they are scored on
+    pipeline: ViewPipeline  # the training views
+    method: nn.Module  # the method on a freshly initialised backbone
+    num_classes: int  # 1 + the largest label of train and test
+    backbone_name: str  # ``cfg.backbone`` with ``auto`` resolved
+    image_size: int  # the crop size the backbone sees
+
+
+def resolve_backbone(cfg: Config, channels: int, size: int) -> tuple[str, str]:
+    """(backbone name, stem) with ``auto`` resolved: a small convnet for small one-channel images, else
+    ResNet-18; the CIFAR stem below 64 px, the ImageNet stem above."""
+    name = cfg.backbone
+    if name == "auto":
+        name = "convnet" if size <= 32 and channels == 1 else "resnet18"
+    stem = cfg.stem if cfg.stem != "auto" else ("cifar" if size < 64 else "imagenet")
+    return name, stem
+
+
+def backbone_from_config(cfg: Config, channels: int, size: int) -> nn.Module:
+    """A freshly initialised backbone of the shape ``cfg`` asks for, on ``channels`` x ``size`` x ``size`` images."""
+    name, stem = resolve_backbone(cfg, channels, size)
+    if name in VIT_SIZES:
+        return create_backbone(name, in_channels=channels, **{"img_size": size, **cfg.backbone_args})
+    return create_backbone(name, in_channels=channels, stem=stem, width=cfg.width, **cfg.backbone_args)
+
+
+def global_specs_with(specs: tuple, **changes) -> tuple:
+    """``specs`` with ``changes`` applied to those producing the two global views (not multi-crop's locals)."""
+    out, seen = [], 0
+    for spec in specs:
+        out.append(replace(spec, **changes) if seen < 2 else spec)
+        seen += spec.n
+    return tuple(out)
+
+
+def pipeline_from_config(cfg: Config) -> ViewPipeline:
+    """The view pipeline ``cfg`` trains with: its method's own (``method_spec(cfg.method).views``) unless
+    ``views`` names one; ``crop_scale`` replaces the global views' crop scale."""
+    info = dataset_info(cfg.dataset)
+    views_name = cfg.views if cfg.views != "auto" else method_spec(cfg.method).views
+    pipe = view_pipeline(views_name, info.resolution, size=cfg.image_size or info.image_size, mean=info.mean,
+                         std=info.std, local_crops=cfg.local_crops)
+    if cfg.crop_scale is not None:
+        scale = tuple(float(s) for s in cfg.crop_scale)
+        pipe = replace(pipe, specs=global_specs_with(pipe.specs, scale=scale))
+    return pipe
+
+
+def method_from_config(cfg: Config) -> nn.Module:
+    """Method ``cfg.method`` (with ``cfg.method_args``) on a freshly initialised backbone for ``cfg.dataset``'s
+    images at the training crop size; no data is loaded (what ``sslab eval`` fills from a checkpoint)."""
+    info = dataset_info(cfg.dataset)
+    size = cfg.image_size or info.image_size
+    return build_method(cfg.method, backbone_from_config(cfg, info.channels, size), **cfg.method_args)
+
+
+def probe_images(data, n: int) -> torch.Tensor:
+    """The first ``n`` images of a split as one uint8 tensor ``(n, C, H, W)`` (the diagnostics' fixed probe set)."""
+    if isinstance(data, TensorImages):
+        return data.images[:n]
+    return torch.stack([data[i][0] for i in range(min(n, len(data)))])
+
+
+def build(cfg: Config) -> Built:
+    """Data, view pipeline and method for ``cfg`` (no Lightning objects); fails on bad names or data
+    before anything is written."""
+    info = dataset_info(cfg.dataset)
+    kw = {}
+    if cfg.dataset in ("cifar10", "cifar100"):
+        kw["verify_md5"] = cfg.verify_md5
+    if cfg.dataset == "imagefolder" and cfg.classes_file:
+        kw["classes_file"] = cfg.classes_file
+    pretrain = load_split(cfg.dataset, info.pretrain_split, cfg.data_root, **kw)
+    same = info.train_split == info.pretrain_split
+    train = pretrain if same else load_split(cfg.dataset, info.train_split, cfg.data_root, **kw)
+    test = load_split(cfg.dataset, info.test_split, cfg.data_root, **kw)
+    size = cfg.image_size or info.image_size
+    pipe = pipeline_from_config(cfg)
+    name, _ = resolve_backbone(cfg, info.channels, size)
+    method = method_from_config(cfg)
+    classes = int(max(int(train.labels.max()), int(test.labels.max())) + 1)
+    return Built(info=info, pretrain=pretrain, train=train, test=test, pipeline=pipe, method=method,
+                 num_classes=classes, backbone_name=name, image_size=size)
+
+
+__all__ = ["Built", "backbone_from_config", "build", "global_specs_with", "method_from_config", "pipeline_from_config",
+           "probe_images", "resolve_backbone"]

@@ -1,0 +1,145 @@
+"""The layering rules of docs/architecture.md ("Layers"), checked on every module's imports.
+
+Bottom to top: losses, nets, data, optim, diagnostics, theory, figures, io (pure) -> methods ->
+config, registry -> sslab.build (config -> data, views, backbone, method; no Lightning) -> engine
+(the only Lightning code) / evaluation / analysis -> cli. Nothing imports upward. The imports are
+read with ``ast`` (``import x``, ``from x import y``, relative imports resolved, imports inside
+functions included), so a lazy import inside a function breaks a rule as much as one at the top.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "sslab"
+
+PURE = ("sslab.losses", "sslab.nets", "sslab.data", "sslab.optim", "sslab.diagnostics", "sslab.theory", "sslab.figures",
+        "sslab.io")
+ABOVE_PURE = ("sslab.methods", "sslab.engine", "sslab.analysis", "sslab.cli", "sslab.build", "sslab.evaluate")
+LIGHTNING = ("lightning", "pytorch_lightning")
+
+#: (what the rule is about, the modules it applies to, the imports they must not make)
+RULES = (
+    ("the pure layers import nothing above them", PURE, ABOVE_PURE),
+    ("methods are plain modules: no engine, analysis, cli, builder, evaluation or config",
+     ("sslab.methods",), ("sslab.engine", "sslab.analysis", "sslab.cli", "sslab.build", "sslab.evaluate", "sslab.config")),
+    ("configuration (config, registry) sits below the builder and its users",
+     ("sslab.config", "sslab.registry"), ("sslab.build", "sslab.engine", "sslab.evaluate", "sslab.analysis", "sslab.cli")),
+    ("the builder is Lightning-free and below engine, analysis and cli",
+     ("sslab.build",), ("sslab.engine", "sslab.analysis", "sslab.cli")),
+    ("evaluation and analysis sit beside the engine, not on it (sslab eval / analyze load no Lightning)",
+     ("sslab.evaluate", "sslab.evaluation", "sslab.analysis"), ("sslab.engine", "sslab.cli")),
+)
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # the importing module, e.g. sslab.theory.duality
+    path: Path
+    line: int
+    names: tuple[str, ...]  # absolute names it imports (for ``from p import x``: p and p.x)
+    source: str  # the statement as written
+
+    def where(self) -> str:
+        return f"{self.path.relative_to(SRC.parent)}:{self.line} ({self.module}): `{self.source}`"
+
+
+def module_name(path: Path, root: Path = SRC) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(source: str, module: str, path: Path, is_package: bool = False) -> list[Import]:
+    """Every import statement in ``source`` (anywhere: top level, functions, classes), as absolute names."""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    found = []
+    for node in ast.walk(ast.parse(source, filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = tuple(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if node.level - 1 > len(package):
+                    raise AssertionError(f"{path}:{node.lineno}: relative import beyond the top-level package")
+                base = ".".join(package[: len(package) - (node.level - 1)] + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            names = (base,) + tuple(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+        else:
+            continue
+        found.append(Import(module, path, node.lineno, names, ast.unparse(node)))
+    return found
+
+
+def all_imports() -> list[Import]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        out += imports_of(path.read_text(encoding="utf-8"), module_name(path), path, path.name == "__init__.py")
+    return out
+
+
+def within(name: str, prefixes: tuple[str, ...]) -> str | None:
+    """The prefix (a package or module) ``name`` falls under, or None."""
+    return next((p for p in prefixes if name == p or name.startswith(p + ".")), None)
+
+
+def violations(imports: list[Import]) -> list[str]:
+    found = []
+    for imp in imports:
+        for rule, applies_to, forbidden in RULES:
+            if within(imp.module, applies_to):
+                for name in imp.names:
+                    if bad := within(name, forbidden):
+                        found.append(f"{imp.where()} imports {bad}: breaks '{rule}'")
+                        break
+        if not within(imp.module, ("sslab.engine",)):
+            for name in imp.names:
+                if within(name, LIGHTNING):
+                    found.append(f"{imp.where()} imports {name}: only sslab.engine may import Lightning")
+                    break
+    return found
+
+
+def test_every_module_keeps_the_layering_rules():
+    imports = all_imports()
+    modules = {imp.module for imp in imports}
+    assert {"sslab.build", "sslab.io", "sslab.diagnostics.probe", "sslab.engine.train", "sslab.theory.duality"} <= modules
+    problems = violations(imports)
+    assert not problems, "layering rules broken:\n" + "\n".join(problems)
+
+
+def test_the_import_reader_resolves_relative_and_nested_imports_and_reports_them():
+    """The checker itself can fail: a theory module that reads a run and an analysis module that imports Lightning,
+    both inside functions, are reported with module, line and statement."""
+    theory = "import torch\n\ndef f():\n    from ..analysis.run import checkpoint_probe\n    from .. import engine\n"
+    found = imports_of(theory, "sslab.theory.duality", PACKAGE / "theory" / "duality.py")
+    assert [i.names[0] for i in found] == ["torch", "sslab.analysis.run", "sslab"]
+    assert found[2].names[1] == "sslab.engine"
+    analysis = "def g():\n    import lightning.pytorch as pl\n"
+    found += imports_of(analysis, "sslab.analysis", PACKAGE / "analysis" / "__init__.py", is_package=True)
+    problems = violations(found)
+    assert len(problems) == 3
+    assert "src/sslab/theory/duality.py:4 (sslab.theory.duality)" in problems[0] and "sslab.analysis" in problems[0]
+    assert "`from ..analysis.run import checkpoint_probe`" in problems[0]
+    assert ":5 " in problems[1] and "sslab.engine" in problems[1]
+    assert "src/sslab/analysis/__init__.py:2" in problems[2] and "Lightning" in problems[2]
+    pkg = imports_of("from .probe import embedding_stats\n", "sslab.diagnostics", PACKAGE / "diagnostics" / "__init__.py",
+                     is_package=True)
+    assert pkg[0].names[0] == "sslab.diagnostics.probe"
+
+
+@pytest.mark.parametrize("modules", ["sslab.analysis, sslab.theory, sslab.evaluate, sslab.build",
+                                     "sslab.cli, sslab.io, sslab.diagnostics"])
+def test_analysis_theory_eval_and_the_builder_load_no_lightning(modules):
+    code = f"import sys, {modules}; bad = sorted(m for m in sys.modules if m.split('.')[0] in {LIGHTNING!r}); " \
+           "assert not bad, bad"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
