@@ -14,7 +14,7 @@ def methods_table() -> str:
         return ", ".join(f"`{k}={v}`".replace("True", "true").replace("False", "false") for k, v in spec.preset.items())
 
     rows = ["| name | family | class (preset) | views | paper | official code | page |", "| --- " * 7 + "|"]
-    for spec in sorted(METHODS.values(), key=lambda s: (FAMILIES.index(s.family), s.name)):
+    for spec in sorted(METHODS.values(), key=lambda s: (list(FAMILIES).index(s.family), s.name)):
         cls = f"`{spec.cls.__name__}`" + (f" ({preset(spec)})" if spec.preset else "")
         page = f"[{spec.doc[:-3]}](methods/{spec.doc})"
         rows.append(f"| `{spec.name}` | {spec.family} | {cls} | {spec.views} | {spec.paper} | {spec.code} | {page} |")

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 
+from ..methods import FAMILIES, METHODS
 from .run import Run
-
-ASYMMETRIC = ("byol", "simsiam", "directpred", "directset", "directcopy", "moco_v2", "moco_v3")
 
 
 def config_differences(runs: list[Run]) -> list[dict[str, str]]:
@@ -33,10 +32,16 @@ def config_differences(runs: list[Run]) -> list[dict[str, str]]:
     return diffs
 
 
+def family(run: Run) -> str | None:
+    """The family of the run's method, from its spec (None for a method this sslab does not know)."""
+    spec = METHODS.get(run.config.get("method", ""))
+    return spec.family if spec else None
+
+
 def _likely_cause(run: Run) -> str:
     args = run.config.get("method_args", {}) or {}
-    method = run.config.get("method", "")
-    if method in ASYMMETRIC and args.get("predictor") == "none":
+    asymmetric = family(run) == "asymmetric"
+    if asymmetric and args.get("predictor") == "none":
         return ("This is what the theory predicts for a Siamese network trained without a predictor: in Tian, Chen & "
                 "Ganguli (2021) a learned predictor whose eigenvalues grow with those of the input correlation F is what "
                 "moves the weights off the collapsed solution, and with Wp = I a non-collapsed fixed point needs an "
@@ -44,12 +49,15 @@ def _likely_cause(run: Run) -> str:
                 "Table 5b) report the same ablation of BYOL collapsing. In Jha et al.'s (2024) terms nothing keeps the "
                 "center vector away from 1, so the cheapest way to make the two views agree is to make every "
                 "embedding the same.")
-    if method in ASYMMETRIC and args.get("stop_gradient") is False:
+    if asymmetric and args.get("stop_gradient") is False:
         return ("Without the stop-gradient the loss can be lowered by moving both branches together, and Tian et al. "
                 "(2021, Theorem 2) prove that the weights then shrink towards the collapsed solution.")
-    return ("Nothing in this configuration held the center vector away from 1; see docs/diagnostics.md for the term "
-            "each method relies on (predictor and stop-gradient, a variance or redundancy term, negatives, "
-            "centering).")
+    known = family(run)
+    relies = (f" {run.config.get('method')} is {known}: what should keep it from collapsing is {FAMILIES[known]}."
+              if known else "")
+    return ("Nothing in this configuration held the center vector away from 1." + relies + " See docs/diagnostics.md "
+            "for the term each method relies on (predictor and stop-gradient, a variance or redundancy term, "
+            "negatives, centering).")
 
 
 def _trend(run: Run) -> str:

@@ -17,8 +17,14 @@ from typing import Any
 
 from torch import nn
 
-#: what keeps a method from collapsing (Garrido et al. 2023; Jha et al. 2024; the design notes)
-FAMILIES = ("sample-contrastive", "dimension-contrastive", "asymmetric", "clustering/distillation", "explicit center")
+#: the five families, each with what keeps its methods from collapsing (Garrido et al. 2023; Jha et al. 2024)
+FAMILIES: dict[str, str] = {
+    "sample-contrastive": "repulsion between samples (negatives in the Gram matrix KᵀK)",
+    "dimension-contrastive": "decorrelation or whitening of the embedding dimensions (the covariance KKᵀ)",
+    "asymmetric": "a predictor on one branch and a stop-gradient (often an EMA target) on the other",
+    "clustering/distillation": "balanced assignments to prototypes (Sinkhorn) or a centred, sharpened teacher",
+    "explicit center": "an explicit penalty on the center vector ‖E_x z‖²",
+}
 
 
 @dataclass(frozen=True)
