@@ -130,5 +130,10 @@ class SSLModule(pl.LightningModule):
         def schedule(step: int) -> float:
             return warmup_cosine(step, total, warmup, final)
 
-        sched = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        def constant(step: int) -> float:
+            return 1.0
+
+        # a group marked fixed_lr (SimSiam's --fix-pred-lr predictor) keeps its initial learning rate
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, [constant if g.get("fixed_lr") else schedule for g in optimizer.param_groups])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

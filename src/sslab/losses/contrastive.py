@@ -69,13 +69,21 @@ def info_nce(
     return F.cross_entropy(logits, pos_idx)
 
 
-def spectral_contrastive(z1: torch.Tensor, z2: torch.Tensor, gather_distributed: bool = True) -> torch.Tensor:
+def spectral_contrastive(z1: torch.Tensor, z2: torch.Tensor, gather_distributed: bool = True,
+                         mu: float | None = None) -> torch.Tensor:
     r"""Spectral contrastive loss (HaoChen et al. 2021): :math:`-2\,E[z^\top z^+] + E[(z^\top z^-)^2]`.
 
     Positives are the N pairs (z1_i, z2_i); negatives every cross-view pair (z1_i, z2_j), j ≠ i, of
-    the (gathered) batch. Embeddings are used as given (the paper projects them on a ball of
-    radius √μ, which is the caller's normalisation).
+    the (gathered) batch. With ``mu`` (μ; official: 1 on CIFAR, 10 on ImageNet) each embedding
+    outside the ball of radius √μ is first projected onto it and the loss is divided by μ, as the
+    official ``D(z1, z2, mu)`` (``jhaochenz96/spectral_contrastive_learning``, ``models/spectral.py``
+    l. 8-17); ``mu=None`` uses the embeddings as given.
     """
+    if mu is not None:
+        if mu <= 0:
+            raise ValueError(f"spectral contrastive mu must be > 0 (the squared ball radius), got {mu}")
+        z1, z2 = (torch.where(z.norm(dim=1, keepdim=True) < mu**0.5, z, F.normalize(z, dim=1) * mu**0.5)
+                  for z in (z1, z2))
     n = z1.shape[0]
     b2 = gather(z2) if gather_distributed else z2
     offset = rank() * n if gather_distributed else 0
@@ -84,7 +92,8 @@ def spectral_contrastive(z1: torch.Tensor, z2: torch.Tensor, gather_distributed:
     positive = cross[idx, idx + offset]
     mask = torch.ones_like(cross, dtype=torch.bool)
     mask[idx, idx + offset] = False
-    return -2 * positive.mean() + cross[mask].pow(2).mean()
+    loss = -2 * positive.mean() + cross[mask].pow(2).mean()
+    return loss / mu if mu is not None else loss
 
 
 def momentum_contrast(

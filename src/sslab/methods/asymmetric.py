@@ -19,16 +19,37 @@ from torch import nn
 
 from ..losses import negative_cosine
 from ..nets import mlp
+from .base import Part, check_choice
 from .parts import DirectPredictor, Predictor, siamese_target
 from .siamese import Siamese
 from .spec import MethodSpec, register
 
+LOSS_SCALES = ("simsiam", "byol")
+
 
 class NegativeCosine(Siamese):
-    """ℓ = −cos(q(z_i), t_j) (SimSiam Eqn 1; BYOL's 2 − 2cos up to scale); the target part decides the stop-gradient."""
+    """ℓ = −cos(q(z_i), t_j) (SimSiam Eqn 1); the target part decides the stop-gradient.
+
+    ``loss_scale``: ``simsiam`` -- L = the mean of ℓ over the directions (SimSiam's ½D + ½D, the
+    default); ``byol`` -- L = Σ over the directions of 2 − 2cos, BYOL's normalised MSE summed as the
+    official code (``byol_experiment.py``: ``regression_loss`` of both views added) and luckmatters
+    do: the same minimum, 4× the gradient. With the official learning rate and weight decay only
+    ``byol`` gives the official dynamics (weight decay relative to the gradient decides collapse,
+    Tian et al. §5)."""
+
+    def __init__(self, backbone: nn.Module, projector: nn.Module, predictor: Predictor, target: Part, /, *,
+                 loss_scale: str = "simsiam", **switches) -> None:
+        check_choice("loss_scale", loss_scale, LOSS_SCALES)
+        super().__init__(backbone, projector, predictor, target, **switches)
+        self.loss_scale = loss_scale
 
     def criterion(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return negative_cosine(prediction, target, stop_gradient=False)
+
+    def combine(self, terms: list[torch.Tensor]) -> torch.Tensor:
+        if self.loss_scale == "byol":
+            return sum(2 + 2 * t for t in terms)  # Σ_directions mean_i ‖p̂_i − t̂_i‖² = Σ (2 − 2cos)
+        return super().combine(terms)
 
 
 class BYOL(NegativeCosine):

@@ -34,7 +34,9 @@ class SimCLR(SSLMethod):
     for CIFAR-size batches (the paper's Table 5 ablation; 0.1-0.2 at ImageNet batch 4096).
     ``proj_last_bn`` adds the SimCLR v2 BatchNorm after the last projector layer.
     ``negatives`` (``none|abs|sq``) and ``decoupled`` select the InfoNCE variants;
-    ``loss="spectral"`` the spectral contrastive loss on the raw projections.
+    ``loss="spectral"`` the spectral contrastive loss with ``mu`` (μ: embeddings projected onto the
+    ball of radius √μ, loss divided by μ, as the official code; 1 is its CIFAR value, 10 ImageNet;
+    ``mu=null`` uses the raw projections).
     ``standardize`` (Garrido et al. 2023 Eqn 14, Table 1): ``none`` (classical SimCLR),
     ``center`` (SimCLR A: dimensions centred over the batch, then embeddings ℓ2-normalised) or
     ``dimension`` (SimCLR B: dimensions centred and scaled to norm √(N/M), no embedding
@@ -43,19 +45,19 @@ class SimCLR(SSLMethod):
 
     def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 2048, proj_dim: int = 128, proj_layers: int = 2,
                  proj_last_bn: bool = False, temperature: float = 0.5, negatives: str = "none", decoupled: bool = False,
-                 loss: str = "info_nce", standardize: str = "none") -> None:
+                 loss: str = "info_nce", standardize: str = "none", mu: float | None = 1.0) -> None:
         super().__init__(backbone)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, last_bn=proj_last_bn)
         check_choice("loss", loss, ("info_nce", "spectral"))
         check_choice("standardize", standardize, STANDARDIZE)
         self.temperature, self.negatives, self.decoupled, self.loss = temperature, negatives, decoupled, loss
-        self.standardize = standardize
+        self.standardize, self.mu = standardize, mu
 
     def forward(self, views: list[torch.Tensor]) -> dict:
         feats, z = self.embed_views(views)
         k = z if self.standardize == "none" else [standardize_dimensions(zi, scale=self.standardize == "dimension") for zi in z]
         if self.loss == "spectral":
-            loss = spectral_contrastive(k[0], k[1])
+            loss = spectral_contrastive(k[0], k[1], mu=self.mu)
         else:
             loss = info_nce(k[0], k[1], self.temperature, negatives=self.negatives, decoupled=self.decoupled,
                             normalize=self.standardize != "dimension")

@@ -8,8 +8,10 @@ embedding of the other view:
 with z = projector(backbone(x)), q the predictor part (``Wp``) and t the target part (``Wa``:
 the online network behind a stop-gradient, or its EMA). Subclasses choose ℓ (:meth:`criterion`)
 and compose the parts; the switches here are the ones every such method shares: ``symmetric``,
-and Tian et al.'s optimiser ablations ``pred_lr_ratio`` (α_p: the predictor's learning rate over
-the trunk's) and ``weight_decay_on`` (``predictor``: weight decay on the predictor only, Table 5).
+Tian et al.'s optimiser ablations ``pred_lr_ratio`` (α_p: the predictor's learning rate over
+the trunk's) and ``weight_decay_on`` (``predictor``: weight decay on the predictor only, Table 5),
+and SimSiam's ``fix_pred_lr`` (the predictor keeps its initial learning rate while the rest
+follows the schedule: ``main_simsiam.py --fix-pred-lr``, its Table 1 last row).
 """
 
 from __future__ import annotations
@@ -27,15 +29,21 @@ class Siamese(SSLMethod):
     """``backbone`` → ``projector`` → ``predictor`` against ``target``; ℓ = :meth:`criterion`."""
 
     def __init__(self, backbone: nn.Module, projector: nn.Module, predictor: Predictor, target: Part, /, *,
-                 symmetric: bool = True, pred_lr_ratio: float = 1.0, weight_decay_on: str = "all") -> None:
+                 symmetric: bool = True, pred_lr_ratio: float = 1.0, weight_decay_on: str = "all",
+                 fix_pred_lr: bool = False) -> None:
         super().__init__(backbone)
         check_choice("weight_decay_on", weight_decay_on, WEIGHT_DECAY_ON)
         self.projector, self.predictor, self.target = projector, predictor, target
         self.symmetric, self.pred_lr_ratio, self.weight_decay_on = symmetric, pred_lr_ratio, weight_decay_on
+        self.fix_pred_lr = fix_pred_lr
 
     def criterion(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """ℓ(q(z_i), t_j) for one direction."""
         raise NotImplementedError
+
+    def combine(self, terms: list[torch.Tensor]) -> torch.Tensor:
+        """The loss from the directions' ℓ: their mean."""
+        return sum(terms) / len(terms)
 
     def pairs(self, p: list[torch.Tensor], t: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(prediction, target) of each direction the loss averages."""
@@ -48,7 +56,7 @@ class Siamese(SSLMethod):
         p = [self.predictor(zi) for zi in z]
         t = self.target(views, z)
         pairs = self.pairs(p, t)
-        loss = sum(self.criterion(a, b) for a, b in pairs) / len(pairs)
+        loss = self.combine([self.criterion(a, b) for a, b in pairs])
         return {"loss": loss, "features": feats[0], "embeddings": z, "predictions": p, "targets": [b for _, b in pairs]}
 
     def parameter_groups(self) -> list[dict]:
@@ -57,6 +65,6 @@ class Siamese(SSLMethod):
         groups = [{"params": trunk}]
         if self.weight_decay_on == "predictor":
             groups[0]["weight_decay"] = 0.0
-        if pred:
-            groups.append({"params": pred, "lr_scale": self.pred_lr_ratio})
+        if pred:  # fixed_lr: the engine keeps this group's learning rate off the schedule
+            groups.append({"params": pred, "lr_scale": self.pred_lr_ratio, "fixed_lr": self.fix_pred_lr})
         return groups

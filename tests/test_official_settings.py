@@ -1,0 +1,104 @@
+"""sslab's settings against the official implementations' formulas and behaviour (issue: reproduce the papers)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sslab import losses
+from sslab.methods import build_method
+from sslab.nets import create_backbone
+
+
+def official_spectral_d(z1, z2, mu=1.0):
+    """``D`` of jhaochenz96/spectral_contrastive_learning models/spectral.py, line for line."""
+    mask1 = (torch.norm(z1, p=2, dim=1) < np.sqrt(mu)).float().unsqueeze(1)
+    mask2 = (torch.norm(z2, p=2, dim=1) < np.sqrt(mu)).float().unsqueeze(1)
+    z1 = mask1 * z1 + (1 - mask1) * F.normalize(z1, dim=1) * np.sqrt(mu)
+    z2 = mask2 * z2 + (1 - mask2) * F.normalize(z2, dim=1) * np.sqrt(mu)
+    loss_part1 = -2 * torch.mean(z1 * z2) * z1.shape[1]
+    square_term = torch.matmul(z1, z2.T) ** 2
+    loss_part2 = torch.mean(torch.triu(square_term, diagonal=1) + torch.tril(square_term, diagonal=-1)) * \
+        z1.shape[0] / (z1.shape[0] - 1)
+    return (loss_part1 + loss_part2) / mu
+
+
+@pytest.mark.parametrize("mu", [1.0, 10.0])
+def test_spectral_loss_equals_the_official_one_inside_and_outside_the_ball(mu):
+    g = torch.Generator().manual_seed(0)
+    scale = torch.tensor([0.2, 0.5, 1.0, 2.0, 5.0, 0.1, 3.0, 0.7], dtype=torch.float64).unsqueeze(1) * math.sqrt(mu)
+    z1 = F.normalize(torch.randn(8, 6, generator=g, dtype=torch.float64), dim=1) * scale  # some rows inside the ball
+    z2 = torch.randn(8, 6, generator=g, dtype=torch.float64) * math.sqrt(mu)
+    a, b = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
+    ours = losses.spectral_contrastive(a, b, mu=mu)
+    ours.backward()
+    c, d = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
+    official = official_spectral_d(c, d, mu)
+    official.backward()
+    assert torch.allclose(ours, official, atol=1e-12)
+    assert torch.allclose(a.grad, c.grad, atol=1e-12) and torch.allclose(b.grad, d.grad, atol=1e-12)
+    assert losses.spectral_contrastive(z1, z2, mu=None) != pytest.approx(float(official.detach()))  # raw ones differ
+    m = build_method("spectral_contrastive", create_backbone("convnet", in_channels=1, width=0.25))
+    assert m.mu == 1.0  # the official CIFAR value by default
+
+
+def small(name, **kw):
+    args = dict(proj_hidden_dim=16, proj_dim=8, pred_hidden_dim=16) if name in ("byol", "simsiam") else \
+        dict(proj_hidden_dim=16, proj_dim=8)
+    return build_method(name, create_backbone("convnet", in_channels=1, width=0.25), **{**args, **kw})
+
+
+def test_byol_loss_scale_equals_the_official_two_minus_two_cos_sum_with_its_gradient():
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(16, 1, 28, 28, generator=g) for _ in range(2)]
+    torch.manual_seed(0)
+    m = small("byol", loss_scale="byol").train()
+    loss = m(views)["loss"]
+    loss.backward()
+    ours = m.projector[0].weight.grad.clone()
+    m.zero_grad()
+    # official (deepmind byol_experiment.py / luckmatters): Σ over the two directions of mean_i ‖p̂_i − ẑ'_i‖²
+    z = [m.projector(m.backbone(v)) for v in views]
+    p = [m.predictor(zi) for zi in z]
+    with torch.no_grad():
+        t = m.target(views)
+    official = sum(((F.normalize(a, dim=1) - F.normalize(b, dim=1)) ** 2).sum(1).mean() for a, b in ((p[0], t[1]), (p[1], t[0])))
+    official.backward()
+    assert torch.allclose(loss, official, atol=1e-5)
+    assert torch.allclose(ours, m.projector[0].weight.grad, atol=1e-6)
+    # the default (SimSiam's scale, the mean of −cos) has the same minimiser and a quarter of the gradient
+    m.zero_grad()
+    torch.manual_seed(0)
+    d = small("byol").train()
+    d.load_state_dict(m.state_dict())
+    d(views)["loss"].backward()
+    assert torch.allclose(4 * d.projector[0].weight.grad, ours, atol=1e-6)
+
+
+def test_fix_pred_lr_keeps_the_predictors_learning_rate_while_the_rest_decays():
+    from sslab.config import OptimConfig
+    from sslab.data import view_pipeline
+    from sslab.engine.module import SSLModule
+
+    m = small("simsiam", fix_pred_lr=True)
+    opt_cfg = OptimConfig(name="sgd", lr=0.05, warmup_epochs=0)
+    module = SSLModule(m, view_pipeline("byol", "mnist"), opt_cfg, num_classes=10, steps_per_epoch=5, epochs=2,
+                       global_batch=256, online_probe=False)
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    pred_ids = {id(p) for p in m.predictor.parameters()}
+    is_pred = [all(id(p) in pred_ids for p in g["params"]) for g in opt.param_groups]
+    seen = []
+    for _ in range(8):
+        opt.step()
+        sched.step()
+        seen.append([g["lr"] for g in opt.param_groups])
+    for i, pred in enumerate(is_pred):
+        lrs = [row[i] for row in seen]
+        if pred:
+            assert lrs == [0.05] * 8  # SimSiam --fix-pred-lr: param_group['lr'] = init_lr every epoch
+        else:
+            assert lrs[-1] < lrs[0] < 0.05  # cosine decay
+    assert any(is_pred) and not all(is_pred)
