@@ -102,3 +102,24 @@ def test_fix_pred_lr_keeps_the_predictors_learning_rate_while_the_rest_decays():
         else:
             assert lrs[-1] < lrs[0] < 0.05  # cosine decay
     assert any(is_pred) and not all(is_pred)
+
+
+def test_directpred_target_can_start_as_an_independent_random_initialisation():
+    from sslab.nets import reinitialize
+
+    torch.manual_seed(0)
+    copy = small("directpred")
+    online = torch.cat([p.flatten() for p in list(copy.backbone.parameters()) + list(copy.projector.parameters())])
+    target = lambda m: torch.cat([p.flatten() for p in m.target.network.parameters()])  # noqa: E731
+    assert torch.equal(target(copy), online)  # BYOL's start: the target is a copy
+    rand = small("directpred", target_init="random")  # luckmatters: the copy-to-target call is commented out
+    assert not torch.allclose(target(rand)[: online.numel()], online)
+    # drawn as at construction: each conv's weight std matches a freshly built backbone's He fan-out init
+    fresh = create_backbone("convnet", in_channels=1, width=0.25)
+    for a, b in zip(rand.target.network[0].modules(), fresh.modules()):
+        if isinstance(a, torch.nn.Conv2d):
+            assert a.weight.std().item() == pytest.approx(b.weight.std().item(), rel=0.2)
+    resnet = reinitialize(create_backbone("resnet18", zero_init_residual=True))
+    assert float(resnet.layer1[0].bn2.weight.detach().abs().sum()) == 0  # the network's own scheme, not only reset_parameters
+    with pytest.raises(ValueError, match="unknown target init 'zeros'; valid choices: copy, random"):
+        small("directpred", target_init="zeros")

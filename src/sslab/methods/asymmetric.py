@@ -82,17 +82,21 @@ class DirectPred(NegativeCosine):
     """DirectPred (Tian et al. 2021) / DirectSet(α) / DirectCopy (Wang et al. 2021): BYOL with a
     bias-free linear predictor reset from F̂ every ``freq`` steps (:class:`.parts.DirectPredictor`:
     ``direct``, ``rho``, ``eps``, ``power``, ``eps_inside``, ``zero_mean``, ``init``, ``norm``).
-    Official luckmatters setting: projector 512-128 with affine-free BN, constant EMA 0.996."""
+    Official luckmatters setting: projector 512-128 with affine-free BN, constant EMA 0.996, and a
+    target that starts as an independent random initialisation (``target_init="random"``; the
+    default ``copy`` starts it equal to the online network, as BYOL)."""
 
     def __init__(self, backbone: nn.Module, /, direct: str = "pred", rho: float = 0.3, eps: float = 0.1, freq: int = 1,
                  power: float = 0.5, eps_inside: bool = False, zero_mean: bool = False, init: str = "first_batch",
                  norm: str = "spectral", symmetric_predictor: bool = False, proj_hidden_dim: int = 512, proj_dim: int = 128,
-                 momentum: float = 0.996, momentum_final: float = 0.996, stop_gradient: bool = True, **switches) -> None:
+                 momentum: float = 0.996, momentum_final: float = 0.996, stop_gradient: bool = True,
+                 target_init: str = "copy", **switches) -> None:
         projector = mlp(backbone.out_dim, proj_hidden_dim, proj_dim, 2, bn_affine=False)
         predictor = DirectPredictor(proj_dim, direct, rho=rho, eps=eps, freq=freq, power=power, eps_inside=eps_inside,
                                     zero_mean=zero_mean, init=init, norm=norm, symmetric=symmetric_predictor)
         super().__init__(backbone, projector, predictor,
-                         siamese_target(backbone, projector, momentum, momentum_final, stop_gradient), **switches)
+                         siamese_target(backbone, projector, momentum, momentum_final, stop_gradient, target_init),
+                         **switches)
 
 
 TIAN = "Tian, Chen, Ganguli 2021, Understanding self-supervised learning dynamics without contrastive pairs (ICML)"

@@ -12,6 +12,18 @@ from .vit import VIT_SIZES, VisionTransformer, vit
 BACKBONES = ("convnet", "resnet18", "resnet34", "resnet50", *VIT_SIZES)
 
 
+def reinitialize(module: nn.Module) -> nn.Module:
+    """Fresh random weights drawn as at construction: every layer's ``reset_parameters``, then each
+    network's own scheme (``init_weights``: He convolutions, ViT's truncated normals) on top."""
+    for m in module.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    for m in module.modules():
+        if hasattr(m, "init_weights"):
+            m.init_weights()
+    return module
+
+
 def create_backbone(name: str, in_channels: int = 3, stem: str = "imagenet", width: float = 1.0, **kw) -> nn.Module:
     """Build a backbone by name; the module has an ``out_dim`` attribute (feature size).
 
@@ -36,4 +48,4 @@ def create_backbone(name: str, in_channels: int = 3, stem: str = "imagenet", wid
     raise ValueError(f"unknown backbone '{name}'; valid choices: {', '.join(BACKBONES)}, timm:<name>")
 
 
-__all__ = ["BACKBONES", "ConvNet", "ResNet", "VisionTransformer", "create_backbone", "mlp", "vit"]
+__all__ = ["BACKBONES", "ConvNet", "ResNet", "VisionTransformer", "create_backbone", "mlp", "reinitialize", "vit"]

@@ -35,6 +35,10 @@ class ConvNet(nn.Module):
         layers += [nn.AdaptiveAvgPool2d(grid), nn.Flatten()]
         self.features = nn.Sequential(*layers)
         self.out_dim = chans[-1] * grid * grid
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """He (fan-out) initialisation of the convolutions; the other layers keep PyTorch's default."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

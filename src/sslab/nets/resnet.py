@@ -89,13 +89,19 @@ class ResNet(nn.Module):
         self.layer4 = self._make_layer(block, planes[3], layers[3], 2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.out_dim = planes[3] * block.expansion
+        self.zero_init_residual = zero_init_residual
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """torchvision's initialisation: He (fan-out) convolutions, BN at (1, 0), optionally the last BN
+        of every residual branch at 0."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        if zero_init_residual:  # Goyal et al. 2017: each residual branch starts as the identity
+        if self.zero_init_residual:  # Goyal et al. 2017: each residual branch starts as the identity
             for m in self.modules():
                 last_bn = m.bn3 if isinstance(m, Bottleneck) else m.bn2 if isinstance(m, BasicBlock) else None
                 if last_bn is not None:

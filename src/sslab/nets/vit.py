@@ -82,6 +82,11 @@ class VisionTransformer(nn.Module):
         rates = torch.linspace(0, drop_path_rate, depth).tolist()  # stochastic depth grows with depth
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, r) for r in rates)
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """timm / DINO initialisation: truncated normal (std 0.02) embeddings and linear weights, zero biases,
+        unit LayerNorms."""
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         self.apply(_init_weights)

@@ -7,6 +7,9 @@
   average (BYOL's target, MoCo's key encoder, DINO's teacher): after each optimiser step
   θ_target ← τ θ_target + (1 − τ) θ_online, with τ on BYOL's cosine schedule from ``momentum`` to
   ``momentum_final``. τ is a function of the step alone, so a resumed run continues it exactly.
+  It starts as a copy of the online network (BYOL, MoCo, DINO) or, with ``init="random"``, as an
+  independent random initialisation (the luckmatters DirectPred code, whose copy-to-target call is
+  commented out).
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import copy
 import torch
 from torch import nn
 
+from ...nets import reinitialize
 from ...optim import cosine_schedule
-from ..base import Part
+from ..base import Part, check_choice
+
+INITS = ("copy", "random")
 
 
 def cosine_momentum(base: float, final: float, step: int, total_steps: int) -> float:
@@ -53,12 +59,15 @@ class OnlineTarget(Part):
 class EMATarget(Part):
     """An EMA copy of the online modules ``online`` (run in sequence: e.g. backbone then projector)."""
 
-    def __init__(self, *online: nn.Module, momentum: float = 0.996, momentum_final: float = 1.0) -> None:
+    def __init__(self, *online: nn.Module, momentum: float = 0.996, momentum_final: float = 1.0, init: str = "copy") -> None:
         super().__init__()
         if not 0.0 <= momentum <= 1.0 or not 0.0 <= momentum_final <= 1.0:
             raise ValueError(f"momentum must lie in [0, 1], got {momentum} -> {momentum_final}")
+        check_choice("target init", init, INITS)
         self.online = list(online)  # a plain list: these modules belong to the method, not to the target
         self.network = frozen_copy(nn.Sequential(*online))
+        if init == "random":
+            reinitialize(self.network)
         self.momentum, self.momentum_final = momentum, momentum_final
 
     @torch.no_grad()
@@ -74,14 +83,15 @@ class EMATarget(Part):
 
 
 def siamese_target(backbone: nn.Module, projector: nn.Module, momentum: float, momentum_final: float,
-                   stop_gradient: bool = True) -> Part:
-    """An EMA target of ``backbone`` → ``projector`` when either momentum is > 0, else the online
-    network behind a stop-gradient (SimSiam); removing the stop-gradient needs no EMA."""
+                   stop_gradient: bool = True, init: str = "copy") -> Part:
+    """An EMA target of ``backbone`` → ``projector`` (starting as a copy or, ``init="random"``, an
+    independent initialisation) when either momentum is > 0, else the online network behind a
+    stop-gradient (SimSiam); removing the stop-gradient needs no EMA."""
     if momentum > 0 or momentum_final > 0:
         if not stop_gradient:
             raise ValueError("stop_gradient=false needs momentum=0 momentum_final=0 (without EMA the target is "
                              "the online network, through which the gradient then flows)")
-        return EMATarget(backbone, projector, momentum=momentum, momentum_final=momentum_final)
+        return EMATarget(backbone, projector, momentum=momentum, momentum_final=momentum_final, init=init)
     if momentum < 0 or momentum_final < 0:
         raise ValueError(f"momentum must lie in [0, 1], got {momentum} -> {momentum_final}")
     return OnlineTarget(stop_gradient)
