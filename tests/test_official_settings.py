@@ -123,3 +123,13 @@ def test_directpred_target_can_start_as_an_independent_random_initialisation():
     assert float(resnet.layer1[0].bn2.weight.detach().abs().sum()) == 0  # the network's own scheme, not only reset_parameters
     with pytest.raises(ValueError, match="unknown target init 'zeros'; valid choices: copy, random"):
         small("directpred", target_init="zeros")
+
+
+def test_moco_v2_queue_starts_as_random_unit_vectors_as_the_official_builder():
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(16, 1, 28, 28, generator=g) for _ in range(2)]
+    m = small("moco_v2", queue_size=64).train()
+    assert m.queue.full and torch.allclose(m.queue.keys.norm(dim=1), torch.ones(64))  # moco/builder.py: randn, normalize
+    assert m(views)["loss"] > 1.0  # 64 negatives from the first step: about log(65)
+    empty = small("moco_v2", queue_size=64, queue_init="zeros").train()
+    assert float(empty(views)["loss"]) == 0.0  # an empty queue and no batch negatives: log(1), nothing to learn

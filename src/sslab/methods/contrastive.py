@@ -69,7 +69,9 @@ class MoCo(Siamese):
     → ``momentum_final``), ℓ = :func:`sslab.losses.momentum_contrast` at ``temperature``.
 
     ``queue_size`` > 0 keeps that many past keys as negatives (MoCo v2; with
-    ``batch_negatives=False`` the other keys of the batch are not negatives, as MoCo v2);
+    ``batch_negatives=False`` the other keys of the batch are not negatives, as MoCo v2). The queue
+    starts as random unit vectors, as the official ``moco/builder.py`` (``queue_init="random"``);
+    ``zeros`` starts it empty, and then the first step has no negatives at all;
     ``temperature_scale`` multiplies the loss by 2τ (MoCo v3). Projector ``proj_hidden_dim`` →
     ``proj_dim`` (BN after the hidden layer with ``proj_bn``, after the output with ``proj_last_bn``),
     ``predictor`` ``none`` (v2) or ``mlp`` (v3, ``pred_hidden_dim``, ``pred_bias``).
@@ -78,13 +80,13 @@ class MoCo(Siamese):
     def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 2048, proj_dim: int = 128, proj_bn: bool = False,
                  proj_last_bn: bool = False, predictor: str = "none", pred_hidden_dim: int = 4096,
                  pred_bias: bool | None = None, momentum: float = 0.999, momentum_final: float = 0.999,
-                 temperature: float = 0.2, queue_size: int = 0, batch_negatives: bool = True,
+                 temperature: float = 0.2, queue_size: int = 0, queue_init: str = "random", batch_negatives: bool = True,
                  temperature_scale: bool = False, symmetric: bool = False, **switches) -> None:
         projector = mlp(backbone.out_dim, proj_hidden_dim, proj_dim, 2, bn=proj_bn, last_bn=proj_last_bn, last_bn_affine=False)
         super().__init__(backbone, projector, Predictor(predictor, proj_dim, pred_hidden_dim, pred_bias),
                          EMATarget(backbone, projector, momentum=momentum, momentum_final=momentum_final),
                          symmetric=symmetric, **switches)
-        self.queue = Queue(queue_size, proj_dim, gather_keys=True) if queue_size else None
+        self.queue = Queue(queue_size, proj_dim, gather_keys=True, init=queue_init) if queue_size else None
         self.temperature, self.batch_negatives, self.temperature_scale = temperature, batch_negatives, temperature_scale
 
     def criterion(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
