@@ -59,7 +59,8 @@ def run(name, images, steps, seed=0, lr=2e-3, **overrides):
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_short_run_gives_finite_decreasing_loss(name, images):
-    _, _, losses = run(name, images, steps=20)
+    # W-MSE's loss on whitened 32-sample chunks is noisy: 20 steps do not show its trend, 40 do
+    _, _, losses = run(name, images, steps=40 if name == "w_mse" else 20)
     assert all(torch.isfinite(torch.tensor(losses))), losses
     # from step 2: MoCo v2's queue (one batch long here) is full, so its number of negatives is fixed
     first, last = sum(losses[1:6]) / 5, sum(losses[-5:]) / 5

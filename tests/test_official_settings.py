@@ -133,3 +133,14 @@ def test_moco_v2_queue_starts_as_random_unit_vectors_as_the_official_builder():
     assert m(views)["loss"] > 1.0  # 64 negatives from the first step: about log(65)
     empty = small("moco_v2", queue_size=64, queue_init="zeros").train()
     assert float(empty(views)["loss"]) == 0.0  # an empty queue and no batch negatives: log(1), nothing to learn
+
+
+def test_w_mse_projects_both_views_in_one_batch_as_the_official_head():
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(16, 1, 28, 28, generator=g) for _ in range(2)]
+    m = small("w_mse", w_size=16).train()
+    _, z = m.embed_views(views)
+    feats = [m.backbone(v) for v in views]
+    joint = m.projector(torch.cat(feats))  # official: BN statistics over both views (2N samples)
+    assert torch.allclose(torch.cat(z), joint, atol=1e-6)
+    assert not torch.allclose(z[0], m.projector(feats[0]), atol=1e-4)  # per-view BN would differ

@@ -40,6 +40,14 @@ class DimensionContrastive(SSLMethod):
         self.lambd, self.sim_coeff, self.std_coeff, self.cov_coeff = lambd, sim_coeff, std_coeff, cov_coeff
         self.temperature, self.w_size, self.w_eps, self.w_iter = temperature, w_size, w_eps, w_iter
 
+    def embed_views(self, views: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """W-MSE runs the projector once on both views' features, so its BatchNorm sees 2N samples
+        (official ``methods/w_mse.py``: ``h = self.head(torch.cat(h))``); the others project each view."""
+        if self.loss_name != "w_mse":
+            return super().embed_views(views)
+        feats = [self.backbone(v) for v in views[:2]]
+        return feats, list(self.projector(torch.cat(feats)).chunk(2))
+
     def forward(self, views: list[torch.Tensor]) -> dict:
         feats, z = self.embed_views(views)
         coeffs = dict(sim=self.sim_coeff, var=self.std_coeff, cov=self.cov_coeff)
