@@ -144,3 +144,20 @@ def test_w_mse_projects_both_views_in_one_batch_as_the_official_head():
     joint = m.projector(torch.cat(feats))  # official: BN statistics over both views (2N samples)
     assert torch.allclose(torch.cat(z), joint, atol=1e-6)
     assert not torch.allclose(z[0], m.projector(feats[0]), atol=1e-4)  # per-view BN would differ
+
+
+def test_bias_and_norm_groups_follow_each_recipe():
+    from sslab.optim import build_optimizer
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 2))
+    params = [{"params": list(net.parameters())}, {"params": [torch.nn.Parameter(torch.zeros(3))], "lr": 0.01}]
+    # Barlow Twins (main.py): LARS, weights lr 0.2, biases and BN lr 0.0048, neither decayed nor adapted
+    opt = build_optimizer("lars", params, lr=0.2, weight_decay=1.5e-6, bias_lr_ratio=0.0048 / 0.2)
+    by_kind = {(len(g["params"][0].shape), g["lr"] == 0.01): g for g in opt.param_groups}
+    weights, vectors, probe = by_kind[(2, False)], by_kind[(1, False)], by_kind[(1, True)]
+    assert weights["lr"] == pytest.approx(0.2) and weights["weight_decay"] == 1.5e-6 and not weights["lars_exclude"]
+    assert vectors["lr"] == pytest.approx(0.0048) and vectors["weight_decay"] == 0.0 and vectors["lars_exclude"]
+    assert probe["lr"] == 0.01  # a group with its own lr keeps it
+    # SimSiam / MoCo v2 / luckmatters: weight decay on every parameter, one learning rate
+    opt = build_optimizer("sgd", [{"params": list(net.parameters())}], lr=0.05, weight_decay=1e-4, exclude_bias_norm=False)
+    assert len(opt.param_groups) == 1 and opt.param_groups[0]["weight_decay"] == 1e-4

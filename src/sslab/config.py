@@ -42,7 +42,8 @@ class OptimConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
     warmup_epochs: float = 1.0
     final_lr_ratio: float = 0.0  # cosine decays to lr * final_lr_ratio
-    exclude_bias_norm: bool = True  # no weight decay / LARS adaptation on biases and norms
+    exclude_bias_norm: bool = True  # no weight decay / LARS adaptation on biases and norms (SimSiam, MoCo, luckmatters: false)
+    bias_lr_ratio: float = 1.0  # learning rate of biases and norms relative to lr (Barlow Twins: 0.0048 / 0.2 = 0.024)
     probe_lr: float = 1e-2  # the online linear probe (its own parameter group, no weight decay)
     clip_grad: float = 0.0  # > 0: clip each parameter's gradient norm to this (DINO: 3.0)
     weight_decay_end: float | None = None  # cosine schedule of the weight decay to this value (DINO: 0.04 -> 0.4)

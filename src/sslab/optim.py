@@ -52,9 +52,12 @@ class LARS(torch.optim.Optimizer):
         return loss
 
 
-def split_decay(groups: list[dict], exclude_bias_norm: bool) -> list[dict]:
-    """Split each group into weights and 1-d parameters (biases, norms) with no weight decay."""
-    if not exclude_bias_norm:
+def split_decay(groups: list[dict], exclude_bias_norm: bool, bias_lr_ratio: float = 1.0) -> list[dict]:
+    """Split each group into weights and 1-d parameters (biases, norms): with ``exclude_bias_norm`` the
+    latter get no weight decay and no LARS adaptation; ``bias_lr_ratio`` scales their learning rate
+    (Barlow Twins: ``--learning-rate-biases 0.0048`` against ``--learning-rate-weights 0.2``, 0.024).
+    A group that sets its own ``lr`` (the online probe) keeps it."""
+    if not exclude_bias_norm and bias_lr_ratio == 1.0:
         return groups
     out = []
     for g in groups:
@@ -65,7 +68,12 @@ def split_decay(groups: list[dict], exclude_bias_norm: bool) -> list[dict]:
         if weights:
             out.append({**rest, "params": weights})
         if vectors:
-            out.append({**rest, "params": vectors, "weight_decay": 0.0, "lars_exclude": True})
+            vec = {**rest, "params": vectors}
+            if exclude_bias_norm:
+                vec |= {"weight_decay": 0.0, "lars_exclude": True}
+            if bias_lr_ratio != 1.0 and "lr" not in g:
+                vec["lr_scale"] = g.get("lr_scale", 1.0) * bias_lr_ratio
+            out.append(vec)
     return out
 
 
@@ -78,11 +86,13 @@ def build_optimizer(
     eta: float = 0.001,
     betas: tuple[float, float] = (0.9, 0.999),
     exclude_bias_norm: bool = True,
+    bias_lr_ratio: float = 1.0,
 ) -> torch.optim.Optimizer:
     """``name`` in :data:`OPTIMIZERS`; ``groups`` are parameter groups. A group may set its own
-    ``lr``, or ``lr_scale`` (its learning rate relative to ``lr``: a predictor's α_p)."""
+    ``lr``, or ``lr_scale`` (its learning rate relative to ``lr``: a predictor's α_p); biases and
+    norms are split off as :func:`split_decay` says."""
     groups = [{**{k: v for k, v in g.items() if k != "lr_scale"}, "lr": lr * g["lr_scale"]} if "lr_scale" in g else g
-              for g in split_decay(groups, exclude_bias_norm)]
+              for g in split_decay(groups, exclude_bias_norm, bias_lr_ratio)]
     if name == "sgd":
         groups = [{k: v for k, v in g.items() if k != "lars_exclude"} for g in groups]
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)

@@ -123,7 +123,8 @@ class SSLModule(pl.LightningModule):
             groups.append({"params": list(self.probe.parameters()), "lr": o.probe_lr, "weight_decay": 0.0,
                            "lars_exclude": True})
         optimizer = build_optimizer(o.name, groups, lr=lr, weight_decay=o.weight_decay, momentum=o.momentum,
-                                    eta=o.eta, betas=tuple(o.betas), exclude_bias_norm=o.exclude_bias_norm)
+                                    eta=o.eta, betas=tuple(o.betas), exclude_bias_norm=o.exclude_bias_norm,
+                                    bias_lr_ratio=o.bias_lr_ratio)
         warmup = int(math.ceil(o.warmup_epochs * self.steps_per_epoch))
         total, final = self.total_steps, o.final_lr_ratio
 
