@@ -161,3 +161,24 @@ def test_bias_and_norm_groups_follow_each_recipe():
     # SimSiam / MoCo v2 / luckmatters: weight decay on every parameter, one learning rate
     opt = build_optimizer("sgd", [{"params": list(net.parameters())}], lr=0.05, weight_decay=1e-4, exclude_bias_norm=False)
     assert len(opt.param_groups) == 1 and opt.param_groups[0]["weight_decay"] == 1e-4
+
+
+def test_sync_batchnorm_conversion_keeps_the_ema_target_following_the_online_network():
+    """``sync_batchnorm=true`` makes Lightning convert every BatchNorm with ``convert_sync_batchnorm``
+    under DDP; the EMA target must still follow the converted online modules. (SyncBatchNorm itself
+    needs a GPU when more than one process runs: the 2-process check belongs to the GPU suite.)"""
+    from sslab.config import resolve
+
+    assert resolve(None, ["sync_batchnorm=true"]).sync_batchnorm
+    m = torch.nn.SyncBatchNorm.convert_sync_batchnorm(small("byol", momentum=0.5, momentum_final=0.5))
+    bns = [x for x in m.modules() if isinstance(x, torch.nn.modules.batchnorm._BatchNorm)]
+    assert bns and all(isinstance(x, torch.nn.SyncBatchNorm) for x in bns)
+    online = [x for x in m.target.online[1].modules() if isinstance(x, torch.nn.SyncBatchNorm)]
+    assert online and all(any(x is y for y in bns) for x in online)  # the target's list holds the converted modules
+    with torch.no_grad():
+        for p in m.projector.parameters():
+            p.add_(1.0)
+    before = [p.clone() for p in m.target.network[1].parameters()]
+    m.after_step(1, 10)
+    for t, o, b in zip(m.target.network[1].parameters(), m.projector.parameters(), before):
+        assert torch.allclose(t, 0.5 * b + 0.5 * o)

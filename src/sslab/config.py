@@ -94,6 +94,8 @@ class Config:
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
+    # DDP: BatchNorm statistics over the global batch (official VICReg, Barlow Twins, SimSiam, SwAV, MoCo v3, BYOL)
+    sync_batchnorm: bool = False
     precision: str = "32-true"
     num_workers: int = 4  # imagefolder decoding workers
     channels_last: bool = True

@@ -101,6 +101,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     checkpoint = EpochCheckpoint(ckpt)
     trainer = pl.Trainer(
         accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
+        sync_batchnorm=cfg.sync_batchnorm,
         precision=cfg.precision, max_epochs=cfg.epochs, deterministic=cfg.deterministic,
         enable_checkpointing=False,  # EpochCheckpoint writes last.ckpt itself
         logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")],
