@@ -1,4 +1,4 @@
-"""Command line: ``sslab train | eval | analyze | theory | list``. Errors are one line on stderr with exit code 2."""
+"""Command line: ``sslab train | eval | analyze | export | theory | list``. Errors are one line on stderr with exit code 2."""
 
 from __future__ import annotations
 
@@ -57,6 +57,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_run
+
+    out = export_run(args.run, args.out, args.format)
+    print(f"sslab: backbone written to {out} (and {out.name}.json, how to load it)")
+    return 0
+
+
 def cmd_theory(args: argparse.Namespace) -> int:
     from .theory.lab import EXPERIMENTS, parse_options, run_experiment, summary_lines
 
@@ -104,6 +112,11 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_CHECKPOINT", help="run folders (or their checkpoints)")
     a.add_argument("--out", help="report folder (default: <run>/analysis, or analysis-<a>-vs-<b> for several runs)")
     a.set_defaults(func=cmd_analyze)
+    x = sub.add_parser("export", help="a run's backbone as a torchvision / timm state_dict")
+    x.add_argument("run", metavar="RUN_DIR_OR_CHECKPOINT")
+    x.add_argument("--out", required=True, help="the .pt file to write")
+    x.add_argument("--format", choices=["torchvision", "timm"], help="default: torchvision for ResNets, timm for ViTs")
+    x.set_defaults(func=cmd_export)
     th = sub.add_parser("theory", help="the papers' linear-network theory: `sslab theory list`, `sslab theory NAME`")
     th.add_argument("name", help="experiment name, or 'list'")
     th.add_argument("options", nargs="*", help="key=value options, e.g. eta=0.1 alpha_p=[0.5,1,2]")

@@ -73,6 +73,7 @@ class ResNet(nn.Module):
         if stem not in STEMS:
             raise ValueError(f"unknown stem '{stem}'; valid choices: {', '.join(STEMS)}")
         block, layers = DEPTHS[depth]
+        self.depth = depth
         planes = [max(1, int(round(p * width))) for p in (64, 128, 256, 512)]
         self.inplanes = planes[0]
         if stem == "imagenet":
