@@ -17,7 +17,9 @@ SMALL = {  # heads sized for a 32-wide ConvNet; everything else is the method's 
     "dino": dict(out_dim=256, proj_hidden_dim=64, bottleneck_dim=32, momentum=0.9),
     "swav": dict(proj_hidden_dim=64, proj_dim=32, num_prototypes=30, freeze_prototypes_steps=2),
     "w_mse": dict(proj_hidden_dim=64, proj_dim=16, w_size=32),
-    "moco_v2": dict(proj_hidden_dim=64, proj_dim=32, queue_size=64, momentum=0.9, momentum_final=0.9),
+    # a slow key encoder (official: 0.999): with 0.9 the keys drift faster than 20 steps of learning,
+    # and the loss against the queue (which starts as random unit vectors, as the official one) rises
+    "moco_v2": dict(proj_hidden_dim=64, proj_dim=32, queue_size=64, momentum=0.99, momentum_final=0.99),
     "nnclr": dict(proj_hidden_dim=64, proj_dim=32, pred_hidden_dim=64, queue_size=256),
 }
 
