@@ -10,7 +10,7 @@ import torch
 
 from sslab.config import ConfigError, parse_overrides, resolve
 from sslab.data import TensorBatches, TensorImages
-from sslab.engine import CheckpointError, atomic_save, safe_load
+from sslab.io import CheckpointError, atomic_save, safe_load
 
 TINY = [
     "dataset=digits", "backbone=convnet", "width=0.25", "batch_size=64", "epochs=3", "deterministic=true",

@@ -1,11 +1,9 @@
 """Lightning glue: the training module, callbacks, the checkpoint I/O plugin and the ``train`` entry point.
 
-``CheckpointError``, ``atomic_save`` and ``safe_load`` live in :mod:`sslab.io` (no Lightning) and are
-re-exported here.
+``CheckpointError``, ``atomic_save`` and ``safe_load`` live in :mod:`sslab.io` (no Lightning).
 """
 
-from ..io import CheckpointError, atomic_save, safe_load
 from .checkpoint import AtomicCheckpointIO
 from .train import train
 
-__all__ = ["AtomicCheckpointIO", "CheckpointError", "atomic_save", "safe_load", "train"]
+__all__ = ["AtomicCheckpointIO", "train"]

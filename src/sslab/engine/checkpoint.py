@@ -6,9 +6,7 @@ from pathlib import Path
 
 from lightning.pytorch.plugins.io import CheckpointIO
 
-from ..io import CheckpointError, atomic_save, atomic_write_text, safe_load
-
-__all__ = ["AtomicCheckpointIO", "CheckpointError", "atomic_save", "atomic_write_text", "safe_load"]
+from ..io import atomic_save, safe_load
 
 
 class AtomicCheckpointIO(CheckpointIO):

@@ -17,6 +17,7 @@ from torch import nn
 from ..losses import barlow_twins, vicreg, vicreg_exp, w_mse
 from ..nets import mlp
 from .base import SSLMethod, check_choice
+from .contrastive import GARRIDO
 from .spec import MethodSpec, register
 
 LOSSES = ("barlow_twins", "vicreg", "vicreg_exp", "vicreg_ctr", "w_mse")
@@ -62,7 +63,6 @@ class DimensionContrastive(SSLMethod):
         return {"loss": loss, "features": feats[0], "embeddings": z}
 
 
-GARRIDO = "Garrido, Chen, Bardes, Najman, LeCun 2023, On the duality between contrastive and non-contrastive SSL (ICLR)"
 VICREG_CODE = "facebookresearch/vicreg main_vicreg.py"
 
 register(

@@ -16,6 +16,8 @@ follows the schedule: ``main_simsiam.py --fix-pred-lr``, its Table 1 last row).
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 from torch import nn
 
@@ -37,9 +39,9 @@ class Siamese(SSLMethod):
         self.symmetric, self.pred_lr_ratio, self.weight_decay_on = symmetric, pred_lr_ratio, weight_decay_on
         self.fix_pred_lr = fix_pred_lr
 
+    @abstractmethod
     def criterion(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """ℓ(q(z_i), t_j) for one direction."""
-        raise NotImplementedError
 
     def combine(self, terms: list[torch.Tensor]) -> torch.Tensor:
         """The loss from the directions' ℓ: their mean."""

@@ -17,6 +17,8 @@ from typing import Any
 
 from torch import nn
 
+from ..data.pipelines import PIPELINES
+
 #: the five families, each with what keeps its methods from collapsing (Garrido et al. 2023; Jha et al. 2024)
 FAMILIES: dict[str, str] = {
     "sample-contrastive": "repulsion between samples (negatives in the Gram matrix KᵀK)",
@@ -71,8 +73,6 @@ METHODS: dict[str, MethodSpec] = {}
 def register(*specs: MethodSpec) -> None:
     """Add specs to :data:`METHODS`; a spec must name a known family and view pipeline and
     only preset options its class accepts."""
-    from ..data.pipelines import PIPELINES
-
     for spec in specs:
         if spec.name in METHODS:
             raise ValueError(f"method '{spec.name}' is registered twice")

@@ -40,7 +40,7 @@ class Queue(Part):
 
     def values(self) -> torch.Tensor:
         """The keys written so far ``(filled, dim)`` (all of them once the queue is full)."""
-        return self.keys if self.full else self.keys[: int(self.filled)]
+        return self.keys[: int(self.filled)]
 
     def stage(self, *keys: torch.Tensor) -> None:
         """Remember key batches to write in ``after_step`` (in this order), detached."""
