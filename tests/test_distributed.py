@@ -24,6 +24,7 @@ LOSSES = {
     "momentum_contrast": lambda a, b: losses.momentum_contrast(a, b, 0.3) + losses.momentum_contrast(b, a, 0.3),
     "vicreg_exp": lambda a, b: losses.vicreg_exp(a, b, temperature=0.5),
     "vicreg_ctr": lambda a, b: losses.vicreg_exp(a, b, temperature=0.5, transpose=True),
+    "vicreg_ctr_literal": lambda a, b: losses.vicreg_exp(a, b, temperature=0.5, transpose=True, centering="embedding"),
     "simclr_b": lambda a, b: losses.info_nce(losses.standardize_dimensions(a), losses.standardize_dimensions(b), 0.3,
                                              normalize=False),
     "w_mse": lambda a, b: losses.w_mse(a[:, :3], b[:, :3]),

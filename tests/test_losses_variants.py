@@ -1,5 +1,7 @@
 """The losses added for every method of the four papers, each against an independent transcription in float64."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -59,10 +61,31 @@ def test_vicreg_exp_and_ctr_match_eqn_11_13_transcription():
     z1, z2 = rand(7, 4, seed=4), rand(7, 4, seed=5)
     assert torch.allclose(losses.vicreg_exp(z1, z2, 25, 25, 1, temperature=0.3),
                           vicreg_exp_reference(z1, z2, 25, 25, 1, 0.3), atol=1e-10)
-    # VICReg-ctr = VICReg-exp of the transposed matrices (variance hinge and LSE on Kᵀ); invariance unchanged
-    ctr = losses.vicreg_exp(z1, z2, 25, 25, 1, temperature=0.3, transpose=True)
+    # VICReg-ctr read literally (Eqn 13) = VICReg-exp of the transposed matrices (hinge and LSE on Kᵀ)
+    ctr = losses.vicreg_exp(z1, z2, 25, 25, 1, temperature=0.3, transpose=True, centering="embedding")
     ref = vicreg_exp_reference(z1.T, z2.T, 25, 25, 1, 0.3)
     assert torch.allclose(ctr, ref, atol=1e-10)
+
+
+def test_vicreg_ctr_table1_reading_centres_dimensions_and_repels_cosines():
+    """Table 1's VICReg-ctr row (dimension centring, embedding norm 1), written out by hand: dimensions
+    centred over the batch, the LSE over the off-diagonal cosines of the centred embeddings, the
+    hinge on each centred embedding's std over its dimensions."""
+    z1, z2, tau = rand(6, 5, seed=14), rand(6, 5, seed=15), 0.4
+    total = 25 * ((z1 - z2) ** 2).mean()
+    for z in (z1, z2):
+        n, d = z.shape
+        zc = z - z.mean(0)
+        std = torch.sqrt(zc.var(1) + 1e-4)
+        cos = [[float(zc[i] @ zc[j] / (zc[i].norm() * zc[j].norm())) for j in range(n)] for i in range(n)]
+        lse = [math.log(sum(math.exp(cos[i][j] / tau) for j in range(n) if j != i)) for i in range(n)]
+        total = total + 25 * torch.relu(1 - std).mean() / 2 + sum(lse) / n
+    got = losses.vicreg_exp(z1, z2, 25, 25, 1, temperature=tau, transpose=True)
+    assert torch.allclose(got, total, atol=1e-9)
+    # the two readings differ, and an unknown one is refused with the valid choices
+    assert not torch.allclose(got, losses.vicreg_exp(z1, z2, 25, 25, 1, temperature=tau, transpose=True, centering="embedding"))
+    with pytest.raises(ValueError, match="valid choices: dimension, embedding"):
+        losses.vicreg_exp(z1, z2, transpose=True, centering="rows")
 
 
 def test_whiten_gives_identity_covariance_and_w_mse_matches_official():

@@ -9,13 +9,14 @@ pipeline and probe set with the same functions, so the three never disagree.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from .config import Config
-from .data import DatasetInfo, TensorImages, ViewPipeline, dataset_info, load_split, view_pipeline
+from .data import DatasetInfo, TensorImages, ViewPipeline, ViewSpec, dataset_info, load_split, view_pipeline
 from .methods import build_method, method_spec
 from .nets import VIT_SIZES, create_backbone
 
@@ -33,6 +34,9 @@ class Built:
     num_classes: int  # 1 + the largest label of train and test
     backbone_name: str  # ``cfg.backbone`` with ``auto`` resolved
     image_size: int  # the crop size the backbone sees
+
+
+IMAGE_FOLDERS = ("imagefolder", "imagenet", "imagenet100")  # the datasets a classes_file applies to
 
 
 def resolve_backbone(cfg: Config, channels: int, size: int) -> tuple[str, str]:
@@ -62,6 +66,14 @@ def global_specs_with(specs: tuple, **changes) -> tuple:
     return tuple(out)
 
 
+def normalization(cfg: Config) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the backbone's inputs are normalised with: the dataset's, unless ``view_args`` sets them
+    (luckmatters feeds STL-10 unnormalised); evaluation uses the same."""
+    info = dataset_info(cfg.dataset)
+    mean, std = cfg.view_args.get("mean", info.mean), cfg.view_args.get("std", info.std)
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
 def pipeline_from_config(cfg: Config) -> ViewPipeline:
     """The view pipeline ``cfg`` trains with: its method's own (``method_spec(cfg.method).views``) unless
     ``views`` names one; ``crop_scale`` replaces the global views' crop scale."""
@@ -72,6 +84,13 @@ def pipeline_from_config(cfg: Config) -> ViewPipeline:
     if cfg.crop_scale is not None:
         scale = tuple(float(s) for s in cfg.crop_scale)
         pipe = replace(pipe, specs=global_specs_with(pipe.specs, scale=scale))
+    if cfg.view_args:
+        fields = sorted(f.name for f in dataclasses.fields(ViewSpec) if f.name not in ("size", "n"))
+        bad = [k for k in cfg.view_args if k not in fields]
+        if bad:
+            raise ValueError(f"unknown view_args key '{bad[0]}'; valid choices: {', '.join(fields)}")
+        changes = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.view_args.items()}
+        pipe = replace(pipe, specs=tuple(replace(s, **changes) for s in pipe.specs))
     return pipe
 
 
@@ -97,7 +116,7 @@ def build(cfg: Config) -> Built:
     kw = {}
     if cfg.dataset in ("cifar10", "cifar100"):
         kw["verify_md5"] = cfg.verify_md5
-    if cfg.dataset == "imagefolder" and cfg.classes_file:
+    if cfg.dataset in IMAGE_FOLDERS and cfg.classes_file:
         kw["classes_file"] = cfg.classes_file
     pretrain = load_split(cfg.dataset, info.pretrain_split, cfg.data_root, **kw)
     same = info.train_split == info.pretrain_split
@@ -112,5 +131,6 @@ def build(cfg: Config) -> Built:
                  num_classes=classes, backbone_name=name, image_size=size)
 
 
-__all__ = ["Built", "backbone_from_config", "build", "global_specs_with", "method_from_config", "pipeline_from_config",
+__all__ = ["Built", "backbone_from_config", "build", "global_specs_with", "method_from_config", "normalization",
+           "pipeline_from_config",
            "probe_images", "resolve_backbone"]

@@ -1,4 +1,6 @@
-"""Command line: ``sslab train | eval | analyze | export | theory | list``. Errors are one line on stderr with exit code 2."""
+"""Command line: ``sslab train | eval | analyze | export | theory | reproduce | list``.
+
+Errors are one line on stderr with exit code 2."""
 
 from __future__ import annotations
 
@@ -85,6 +87,19 @@ def cmd_theory(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import listing, run
+
+    if args.name == "list":
+        for line in listing():
+            print(line)
+        return 0
+    summary = run(args.name, list(args.overrides), out=args.out, dry_run=args.dry_run)
+    if summary is not None:
+        print(json.dumps(summary["reproduce"], indent=2))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from .registry import listing
 
@@ -124,6 +139,12 @@ def parser() -> argparse.ArgumentParser:
     th.add_argument("--out", help="folder for the figures and NAME.json (default theory/NAME)")
     th.add_argument("--json", action="store_true", help="print the full JSON instead of the summary")
     th.set_defaults(func=cmd_theory)
+    r = sub.add_parser("reproduce", help="the papers' experiments with their published numbers: `sslab reproduce list`")
+    r.add_argument("name", help="reproduction name (recipe or recipe/row), or 'list'")
+    r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. data_root=/data devices=8")
+    r.add_argument("--out", help="run folder (default runs/reproduce/<name>)")
+    r.add_argument("--dry-run", action="store_true", help="print the resolved config, the expected number and the data it needs")
+    r.set_defaults(func=cmd_reproduce)
     ls = sub.add_parser("list", help="list methods, datasets, backbones or recipes")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "backbones", "recipes"])
     ls.set_defaults(func=cmd_list)

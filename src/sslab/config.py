@@ -33,12 +33,13 @@ class ConfigError(ValueError):
 
 @dataclass
 class OptimConfig:
-    name: str = "adamw"  # sgd | lars | adamw
+    name: str = "adamw"  # sgd | lars | adam | adamw
     lr: float = 2e-3  # base learning rate (multiplied by batch_size/256 when scale_lr)
     scale_lr: bool = False
     weight_decay: float = 1e-4
     momentum: float = 0.9  # sgd / lars
     eta: float = 0.001  # lars trust coefficient
+    lars_clip: bool = False  # solo-learn's LARS (clip_lr): ratio eta|w|/(|g| + wd|w|), its lr capped at the group's
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
     warmup_epochs: float = 1.0
     final_lr_ratio: float = 0.0  # cosine decays to lr * final_lr_ratio
@@ -85,6 +86,8 @@ class Config:
     views: str = "auto"  # simclr | byol | vicreg | dino; auto: the method's own pipeline
     image_size: int | None = None  # crop size; default: the dataset's native size
     crop_scale: list[float] | None = None  # override the global crops' scale range
+    # ViewSpec fields set on every view, e.g. {blur_p: 1.0, mean: [0, 0, 0], std: [1, 1, 1]} (luckmatters' STL-10 views)
+    view_args: dict[str, Any] = field(default_factory=dict)
     local_crops: int | None = None
     epochs: int = 15
     batch_size: int = 128  # per device
@@ -152,6 +155,7 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"unknown recipe '{name_or_path}'; valid choices: {', '.join(recipe_names())} or a .yaml file")
     data = _read_yaml(path)
+    data.pop("reproduce", None)  # what the recipe should reach (sslab.reproduce reads it), not a config key
     base = data.pop("base", None)
     if base is None:
         return data

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .build import method_from_config
+from .build import method_from_config, normalization
 from .config import Config, resolve
 from .data import dataset_info, load_split
 from .evaluation import extract_features, knn_accuracy, linear_probe
@@ -60,7 +60,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, data
     train, test = load_split(name, info.train_split, root), load_split(name, info.test_split, root)
     # the backbone sees images as in training: its crop size and its dataset's normalisation
     size = cfg.image_size or trained_on.image_size
-    mean, std = trained_on.mean, trained_on.std
+    mean, std = normalization(cfg)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     backbone = backbone.to(device)
     ftr, ytr = extract_features(backbone, train, size, mean, std, device)

@@ -1,9 +1,13 @@
-"""Optimisers (SGD, LARS, AdamW) and the warm-up + cosine learning-rate schedule.
+"""Optimisers (SGD, LARS, Adam, AdamW) and the warm-up + cosine learning-rate schedule.
 
 LARS follows the official BYOL/VICReg implementation: for weights (``ndim > 1``) the update
 ``g + wd·w`` is rescaled by the trust ratio ``eta·‖w‖/‖g + wd·w‖``; biases and normalisation
 parameters (``ndim == 1``) get neither weight decay nor the trust ratio when
-``exclude_bias_norm`` is on (the default, as in both official codes).
+``exclude_bias_norm`` is on (the default, as in both official codes). ``clip=True`` is
+solo-learn's variant (``solo/utils/lars.py``, ``clip_lr``; NVIDIA's LARC): the trust ratio is
+``eta·‖w‖/(‖g‖ + wd·‖w‖ + 1e-8)`` and the learning rate it gives is capped at the group's,
+``min(ratio/lr, 1)``. ``adam`` is ``torch.optim.Adam`` (weight decay added to the gradient, as
+solo-learn's W-MSE recipes use it); ``adamw`` decouples it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Iterable
 
 import torch
 
-OPTIMIZERS = ("sgd", "lars", "adamw")
+OPTIMIZERS = ("sgd", "lars", "adam", "adamw")
 
 
 class LARS(torch.optim.Optimizer):
@@ -23,8 +27,10 @@ class LARS(torch.optim.Optimizer):
     weight decay (VICReg ``exclude_bias_and_norm``).
     """
 
-    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, eta: float = 0.001) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars_exclude=False))
+    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, eta: float = 0.001,
+                 clip: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, lars_exclude=False,
+                                      clip=clip))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -37,7 +43,12 @@ class LARS(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 dp = p.grad
-                if not g["lars_exclude"]:
+                if not g["lars_exclude"] and g["clip"]:  # solo-learn clip_lr
+                    w_norm, g_norm = torch.norm(p), torch.norm(dp)
+                    q = g["eta"] * w_norm / (g_norm + g["weight_decay"] * w_norm + 1e-8)
+                    q = torch.where((w_norm > 0) & (g_norm > 0), (q / g["lr"]).clamp(max=1.0), torch.ones_like(q))
+                    dp = dp.add(p, alpha=g["weight_decay"]).mul(q)
+                elif not g["lars_exclude"]:
                     dp = dp.add(p, alpha=g["weight_decay"])
                     w_norm, u_norm = torch.norm(p), torch.norm(dp)
                     one = torch.ones_like(w_norm)
@@ -87,6 +98,7 @@ def build_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     exclude_bias_norm: bool = True,
     bias_lr_ratio: float = 1.0,
+    lars_clip: bool = False,
 ) -> torch.optim.Optimizer:
     """``name`` in :data:`OPTIMIZERS`; ``groups`` are parameter groups. A group may set its own
     ``lr``, or ``lr_scale`` (its learning rate relative to ``lr``: a predictor's α_p); biases and
@@ -97,10 +109,11 @@ def build_optimizer(
         groups = [{k: v for k, v in g.items() if k != "lars_exclude"} for g in groups]
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "lars":
-        return LARS(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta)
-    if name == "adamw":
+        return LARS(groups, lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, clip=lars_clip)
+    if name in ("adam", "adamw"):
         groups = [{k: v for k, v in g.items() if k != "lars_exclude"} for g in groups]
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
+        adam = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        return adam(groups, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
     raise ValueError(f"unknown optimizer '{name}'; valid choices: {', '.join(OPTIMIZERS)}")
 
 

@@ -57,6 +57,20 @@ class DatasetInfo:
     resolution: str  # which view recipe family fits: mnist | cifar | stl | imagenet
     needs_root: bool
     description: str
+    files: tuple[str, ...] = ()  # what the loader reads under data_root ("dir/" for a folder)
+    archive: str = ""  # an archive under data_root the loader extracts itself when the files are absent
+    source: str = ""  # where to get the files
+
+
+def missing_files(name: str, root: str | os.PathLike | None = None) -> list[str]:
+    """The files of dataset ``name`` absent from ``root`` (default :func:`default_root`), without loading any."""
+    info = dataset_info(name)
+    if not info.needs_root:
+        return []
+    root = Path(root) if root is not None else default_root()
+    if info.archive and (root / info.archive).is_file():
+        return []
+    return [f for f in info.files if not (root / f).exists()]
 
 
 DATASETS: dict[str, DatasetInfo] = {}
@@ -347,14 +361,20 @@ register(DatasetInfo(
     "cifar10", lambda split, root, **kw: load_cifar(CIFAR10, split, root, **kw), ("train", "test"),
     "train", "train", "test", 32, 3, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar",
     True, "CIFAR-10 python batches (cifar-10-batches-py or cifar-10-python.tar.gz in data_root)",
+    files=tuple(f"{CIFAR10.folder}/{n}" for n, _ in CIFAR10.train + CIFAR10.test + (CIFAR10.meta,)),
+    archive=CIFAR10.archive, source="https://www.cs.toronto.edu/~kriz/cifar.html (cifar-10-python.tar.gz)",
 ))
 register(DatasetInfo(
     "cifar100", lambda split, root, **kw: load_cifar(CIFAR100, split, root, **kw), ("train", "test"),
     "train", "train", "test", 32, 3, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar",
     True, "CIFAR-100 python batches (cifar-100-python or cifar-100-python.tar.gz in data_root)",
+    files=tuple(f"{CIFAR100.folder}/{n}" for n, _ in CIFAR100.train + CIFAR100.test + (CIFAR100.meta,)),
+    archive=CIFAR100.archive, source="https://www.cs.toronto.edu/~kriz/cifar.html (cifar-100-python.tar.gz)",
 ))
 register(DatasetInfo(
     "stl10", load_stl10, ("train", "test", "unlabeled", "train+unlabeled"), "train+unlabeled", "train", "test",
     96, 3, (0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713), "stl",
     True, "STL-10 binary files (stl10_binary/ in data_root); pre-train on train+unlabeled",
+    files=tuple(f"{STL10_FOLDER}/{n}" for n in ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "unlabeled_X.bin")),
+    source="https://cs.stanford.edu/~acoates/stl10/ (stl10_binary.tar.gz, extracted)",
 ))

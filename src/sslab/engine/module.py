@@ -124,7 +124,7 @@ class SSLModule(pl.LightningModule):
                            "lars_exclude": True})
         optimizer = build_optimizer(o.name, groups, lr=lr, weight_decay=o.weight_decay, momentum=o.momentum,
                                     eta=o.eta, betas=tuple(o.betas), exclude_bias_norm=o.exclude_bias_norm,
-                                    bias_lr_ratio=o.bias_lr_ratio)
+                                    bias_lr_ratio=o.bias_lr_ratio, lars_clip=o.lars_clip)
         warmup = int(math.ceil(o.warmup_epochs * self.steps_per_epoch))
         total, final = self.total_steps, o.final_lr_ratio
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ..build import backbone_from_config, build, probe_images
+from ..build import backbone_from_config, build, normalization, probe_images
 from ..config import Config, save
 from ..data import TensorBatches
 from ..data.datasets import TensorImages
@@ -90,7 +90,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     module = SSLModule(method, built.pipeline, cfg.optim, built.num_classes, steps_per_epoch, cfg.epochs, cfg.batch_size * world,
                        seed=cfg.seed, online_probe=cfg.eval.online_probe, channels_last=cfg.channels_last,
                        kill_at_step=cfg.kill_at_step)
-    knn = KNNMonitor(built.train, built.test, size, info.mean, info.std, cfg.eval.knn_k, cfg.eval.knn_temperature,
+    knn = KNNMonitor(built.train, built.test, size, *normalization(cfg), cfg.eval.knn_k, cfg.eval.knn_temperature,
                      cfg.eval.knn_every, channels_last=cfg.channels_last, num_workers=0)
     report = EpochReport(knn, cfg.batch_size * world)
     trace = out / "logs" / "diagnostics.jsonl"

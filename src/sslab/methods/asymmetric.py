@@ -55,14 +55,18 @@ class NegativeCosine(Siamese):
 class BYOL(NegativeCosine):
     """BYOL (Grill et al. 2020): projector ``Linear(4096) BN ReLU Linear(256)``, the same-shaped
     ``predictor`` (``mlp|linear|none``, ``pred_bias``, ``symmetric_predictor``) and an EMA target,
-    τ ``momentum`` → ``momentum_final`` on a cosine (0.996 → 1)."""
+    τ ``momentum`` → ``momentum_final`` on a cosine (0.996 → 1). Tian et al.'s baselines (luckmatters):
+    ``bn_affine=false`` (affine-free BN in the heads) and ``target_init=random`` (the target starts
+    as its own random initialisation)."""
 
     def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 4096, proj_dim: int = 256, predictor: str = "mlp",
                  pred_hidden_dim: int = 4096, pred_bias: bool | None = None, symmetric_predictor: bool = False,
-                 momentum: float = 0.996, momentum_final: float = 1.0, stop_gradient: bool = True, **switches) -> None:
-        projector = mlp(backbone.out_dim, proj_hidden_dim, proj_dim, 2)
-        super().__init__(backbone, projector, Predictor(predictor, proj_dim, pred_hidden_dim, pred_bias, symmetric_predictor),
-                         siamese_target(backbone, projector, momentum, momentum_final, stop_gradient), **switches)
+                 momentum: float = 0.996, momentum_final: float = 1.0, stop_gradient: bool = True, bn_affine: bool = True,
+                 target_init: str = "copy", **switches) -> None:
+        projector = mlp(backbone.out_dim, proj_hidden_dim, proj_dim, 2, bn_affine=bn_affine)
+        predictor = Predictor(predictor, proj_dim, pred_hidden_dim, pred_bias, symmetric_predictor, bn_affine=bn_affine)
+        super().__init__(backbone, projector, predictor,
+                         siamese_target(backbone, projector, momentum, momentum_final, stop_gradient, target_init), **switches)
 
 
 class SimSiam(NegativeCosine):

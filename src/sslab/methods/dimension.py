@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..losses import barlow_twins, vicreg, vicreg_exp, w_mse
+from ..losses.redundancy import CTR_CENTERINGS
 from ..nets import mlp
 from .base import SSLMethod, check_choice
 from .contrastive import GARRIDO
@@ -25,21 +26,25 @@ LOSSES = ("barlow_twins", "vicreg", "vicreg_exp", "vicreg_ctr", "w_mse")
 
 class DimensionContrastive(SSLMethod):
     """``loss(g(f(x1)), g(f(x2)))`` with ``loss`` = ``barlow_twins`` (``lambd``; ``lambd=0`` drops
-    the off-diagonal term, an ablation of Jha et al.), ``vicreg`` (``sim_coeff``, ``std_coeff``,
-    ``cov_coeff``), ``vicreg_exp`` / ``vicreg_ctr`` (the same and ``temperature``, NOT FOUND in the
-    paper: default 0.1) or ``w_mse`` (``w_size`` sub-batch, default the batch; ``w_eps``
+    the off-diagonal term, an ablation of Jha et al.; ``scale_loss`` multiplies the loss, solo-learn
+    0.1), ``vicreg`` (``sim_coeff``, ``std_coeff``, ``cov_coeff``), ``vicreg_exp`` / ``vicreg_ctr``
+    (the same and ``temperature``, NOT FOUND in the paper: default 0.1; VICReg-ctr's ``centering``:
+    ``dimension``, Table 1, or ``embedding``, Eqn 13 read literally -- :func:`sslab.losses.vicreg_exp`
+    gives the evidence for each) or ``w_mse`` (``w_size`` sub-batch, default the batch; ``w_eps``
     shrinkage; ``w_iter`` splits). Defaults are the official ones."""
 
     def __init__(self, backbone: nn.Module, /, loss: str = "barlow_twins", proj_hidden_dim: int = 8192,
-                 proj_dim: int = 8192, proj_layers: int = 3, lambd: float = 0.0051, sim_coeff: float = 25.0,
-                 std_coeff: float = 25.0, cov_coeff: float = 1.0, temperature: float = 0.1, w_size: int | None = None,
-                 w_eps: float = 0.0, w_iter: int = 1) -> None:
+                 proj_dim: int = 8192, proj_layers: int = 3, lambd: float = 0.0051, scale_loss: float = 1.0,
+                 sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0, temperature: float = 0.1,
+                 centering: str = "dimension", w_size: int | None = None, w_eps: float = 0.0, w_iter: int = 1) -> None:
         super().__init__(backbone)
         check_choice("loss", loss, LOSSES)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, last_bias=False)
         self.loss_name = loss
+        self.scale_loss = scale_loss
         self.lambd, self.sim_coeff, self.std_coeff, self.cov_coeff = lambd, sim_coeff, std_coeff, cov_coeff
-        self.temperature, self.w_size, self.w_eps, self.w_iter = temperature, w_size, w_eps, w_iter
+        check_choice("centering", centering, CTR_CENTERINGS)
+        self.temperature, self.centering, self.w_size, self.w_eps, self.w_iter = temperature, centering, w_size, w_eps, w_iter
 
     def embed_views(self, views: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """W-MSE runs the projector once on both views' features, so its BatchNorm sees 2N samples
@@ -53,13 +58,14 @@ class DimensionContrastive(SSLMethod):
         feats, z = self.embed_views(views)
         coeffs = dict(sim=self.sim_coeff, var=self.std_coeff, cov=self.cov_coeff)
         if self.loss_name == "barlow_twins":
-            loss = barlow_twins(z[0], z[1], lambd=self.lambd)
+            loss = barlow_twins(z[0], z[1], lambd=self.lambd, scale=self.scale_loss)
         elif self.loss_name == "vicreg":
             loss = vicreg(z[0], z[1], **coeffs)
         elif self.loss_name == "w_mse":
             loss = w_mse(z[0], z[1], w_size=self.w_size, eps=self.w_eps, w_iter=self.w_iter)
         else:
-            loss = vicreg_exp(z[0], z[1], temperature=self.temperature, transpose=self.loss_name == "vicreg_ctr", **coeffs)
+            loss = vicreg_exp(z[0], z[1], temperature=self.temperature, transpose=self.loss_name == "vicreg_ctr",
+                              centering=self.centering, **coeffs)
         return {"loss": loss, "features": feats[0], "embeddings": z}
 
 

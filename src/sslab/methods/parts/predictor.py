@@ -20,14 +20,14 @@ KINDS = ("mlp", "linear", "none")
 
 class Predictor(Part):
     """``net`` = the ``kind`` predictor on ``dim``-dimensional embeddings; ``bias`` (default: on for
-    ``mlp``'s last layer, off for ``linear``)."""
+    ``mlp``'s last layer, off for ``linear``); ``bn_affine`` off: luckmatters' affine-free BatchNorm."""
 
     def __init__(self, kind: str = "mlp", dim: int = 256, hidden_dim: int = 4096, bias: bool | None = None,
-                 symmetric: bool = False) -> None:
+                 symmetric: bool = False, bn_affine: bool = True) -> None:
         super().__init__()
         check_choice("predictor", kind, KINDS)
         if kind == "mlp":
-            self.net: nn.Module = mlp(dim, hidden_dim, dim, 2, last_bias=bias is not False)
+            self.net: nn.Module = mlp(dim, hidden_dim, dim, 2, last_bias=bias is not False, bn_affine=bn_affine)
         elif kind == "linear":
             self.net = nn.Linear(dim, dim, bias=bool(bias))
         else:
