@@ -7,6 +7,7 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+from ondisk import write_cifar_batch, write_stl_part
 
 from sslab.data import DataError, load_split
 from sslab.data.datasets import CIFAR10, CIFAR100, STL10_FOLDER, dataset_info, load_cifar, load_stl10
@@ -34,23 +35,14 @@ def test_digits_split():
     assert int(train.images.max()) == 255
 
 
-def _write_cifar_batch(path, n, label_key, seed):
-    rng = np.random.default_rng(seed)
-    data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
-    labels = rng.integers(0, 10, size=n).tolist()
-    with open(path, "wb") as f:
-        pickle.dump({b"batch_label".decode(): "x", "data": data, label_key: labels, "filenames": ["a"] * n}, f)
-    return data, labels
-
-
 @pytest.mark.parametrize("fmt", [CIFAR10, CIFAR100])
 def test_cifar_pickle_format_roundtrip(tmp_path, fmt):
     folder = tmp_path / fmt.folder
     folder.mkdir()
     expected = []
     for i, (name, _) in enumerate(fmt.train):
-        expected.append(_write_cifar_batch(folder / name, 4, fmt.label_key, i))
-    _write_cifar_batch(folder / fmt.test[0][0], 3, fmt.label_key, 99)
+        expected.append(write_cifar_batch(folder / name, 4, fmt.label_key, i))
+    write_cifar_batch(folder / fmt.test[0][0], 3, fmt.label_key, 99)
     with open(folder / fmt.meta[0], "wb") as f:
         pickle.dump({fmt.names_key: [f"class{i}" for i in range(10)]}, f)
     train = load_cifar(fmt, "train", tmp_path, verify_md5=False)
@@ -70,7 +62,7 @@ def test_cifar_archive_extracted_and_missing_message(tmp_path):
     src = tmp_path / "src" / CIFAR10.folder
     src.mkdir(parents=True)
     for i, (name, _) in enumerate(CIFAR10.train + CIFAR10.test):
-        _write_cifar_batch(src / name, 2, "labels", i)
+        write_cifar_batch(src / name, 2, "labels", i)
     with tarfile.open(tmp_path / CIFAR10.archive, "w:gz") as tar:
         tar.add(src, arcname=CIFAR10.folder)
     data = load_split("cifar10", "train", tmp_path, verify_md5=False)
@@ -110,22 +102,14 @@ def test_md5_of_known_bytes(tmp_path):
     assert md5sum(p) == hashlib.md5(b"abc").hexdigest() == "900150983cd24fb0d6963f7d28e17f72"
 
 
-def _write_stl(folder, part, images_hwc, labels=None):
-    # STL-10 stores each image as 3 planes, each column-major: write (n, 3, W, H)
-    planes = images_hwc.transpose(0, 3, 2, 1)
-    planes.astype(np.uint8).tofile(folder / f"{part}_X.bin")
-    if labels is not None:
-        (np.asarray(labels, np.uint8) + 1).tofile(folder / f"{part}_y.bin")
-
-
 def test_stl10_binary_format(tmp_path):
     folder = tmp_path / STL10_FOLDER
     folder.mkdir()
     rng = np.random.default_rng(0)
     train = rng.integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
     unl = rng.integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
-    _write_stl(folder, "train", train, [0, 5, 9])
-    _write_stl(folder, "unlabeled", unl)
+    write_stl_part(folder, "train", train, [0, 5, 9])
+    write_stl_part(folder, "unlabeled", unl)
     (folder / "class_names.txt").write_text("\n".join(f"c{i}" for i in range(10)))
     data = load_stl10("train", tmp_path, strict_counts=False)
     assert data.images.shape == (3, 3, 96, 96)

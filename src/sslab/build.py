@@ -116,6 +116,8 @@ def build(cfg: Config) -> Built:
     kw = {}
     if cfg.dataset in ("cifar10", "cifar100"):
         kw["verify_md5"] = cfg.verify_md5
+    if cfg.dataset == "stl10":
+        kw["strict_counts"] = cfg.strict_counts
     if cfg.dataset in IMAGE_FOLDERS and cfg.classes_file:
         kw["classes_file"] = cfg.classes_file
     pretrain = load_split(cfg.dataset, info.pretrain_split, cfg.data_root, **kw)

@@ -59,6 +59,7 @@ class EvalConfig:
     linear_epochs: int = 50  # luckmatters linear_feature_eval.py: standardised features, Adam,
     linear_lr: float = 3e-4  # lr 3e-4, weight decay 1e-3, 50 epochs, batch 128 (spec §A.3)
     linear_weight_decay: float = 1e-3
+    linear_report: str = "last"  # last | best (luckmatters: the best test accuracy over the epochs)
     baselines: bool = True  # also report kNN of a randomly initialised encoder and of raw pixels
     online_probe: bool = True
 
@@ -79,6 +80,7 @@ class Config:
     data_root: str | None = None  # folder holding the dataset files (default $SSLAB_DATA or ./data)
     classes_file: str | None = None  # imagefolder: class subset (e.g. ImageNet-100)
     verify_md5: bool = True  # cifar: check the official checksums
+    strict_counts: bool = True  # stl10: check the official image counts (false for subsets)
     backbone: str = "auto"  # auto: convnet for <= 32 px grayscale, resnet18 otherwise
     stem: str = "auto"  # auto: cifar stem below 64 px, imagenet above
     width: float = 1.0

@@ -39,13 +39,14 @@ from .io import atomic_write_text
 METRICS = ("online_probe_top1", "linear_top1", "knn_top1")
 NOT_FOUND = "NOT FOUND"
 
-# Pre-training images per epoch, and the throughput the GPU-hour estimates assume: images/s of one
-# training step (two 2-view forwards + one backward) on one A100-class GPU in bf16. Assumed from
-# the peers' reports (peers.md §C), not measured here (no GPU); `sslab bench` measures the real one.
+# Pre-training images per epoch, and the throughput the GPU-hour estimates assume: images/s of a
+# two-view step on one A100-class GPU in mixed precision, rounded down from the peers' reports
+# (peers.md §C; VICReg's "about 1 day on 8 V100" for 100 ImageNet epochs). Assumed, not measured
+# here (no GPU): an estimate to plan with, not a benchmark.
 PRETRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "stl10": 105_000, "imagenet100": 126_689,
                    "imagenet": 1_281_167}
-ASSUMED_IMAGES_PER_SECOND = {("resnet18", 32): 9000, ("resnet18", 96): 4500, ("resnet18", 224): 2000,
-                             ("resnet50", 224): 800}
+ASSUMED_IMAGES_PER_SECOND = {("resnet18", 32): 2500, ("resnet18", 96): 1500, ("resnet18", 224): 1000,
+                             ("resnet50", 224): 400}
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,8 @@ def gpu_hours(cfg: Config) -> float | None:
 def short_paper(paper: str) -> str:
     """``"Tian, Chen, Ganguli 2021, Understanding ..."`` -> ``"Tian et al. 2021"``."""
     year = re.search(r"\b(?:19|20)\d\d\b", paper)
-    first = paper.split(",")[0].split()[0]
-    return f"{first} et al. {year.group(0)}" if year else paper.split(",")[0]
+    first = re.sub(r"\s*(et al\.)?\s*(?:19|20)\d\d$", "", paper.split(",")[0].strip())
+    return f"{first} et al. {year.group(0)}" if year else first
 
 
 def _percent(x: float | None, std: float | None = None) -> str:

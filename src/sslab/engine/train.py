@@ -121,7 +121,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     linear_top1 = None
     if cfg.eval.linear:
         linear_top1 = linear_probe(ftr, ytr, fte, yte, cfg.eval.linear_epochs, cfg.eval.linear_lr,
-                                   cfg.eval.linear_weight_decay, seed=cfg.seed)
+                                   cfg.eval.linear_weight_decay, seed=cfg.seed, report=cfg.eval.linear_report)
     online = None
     if module.probe is not None:
         with torch.no_grad():

@@ -32,7 +32,8 @@ class SimCLR(SSLMethod):
 
     Defaults follow the official SimCLR: a 2-layer projector (hidden 2048, output 128), τ = 0.5
     for CIFAR-size batches (the paper's Table 5 ablation; 0.1-0.2 at ImageNet batch 4096).
-    ``proj_last_bn`` adds the SimCLR v2 BatchNorm after the last projector layer.
+    ``proj_last_bn`` adds the SimCLR v2 BatchNorm after the last projector layer; ``proj_bn=false``
+    drops the hidden layers' BatchNorm (solo-learn's ``Linear ReLU Linear``).
     ``negatives`` (``none|abs|sq``) and ``decoupled`` select the InfoNCE variants;
     ``loss="spectral"`` the spectral contrastive loss with ``mu`` (μ: embeddings projected onto the
     ball of radius √μ, loss divided by μ, as the official code; 1 is its CIFAR value, 10 ImageNet;
@@ -45,9 +46,9 @@ class SimCLR(SSLMethod):
 
     def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 2048, proj_dim: int = 128, proj_layers: int = 2,
                  proj_last_bn: bool = False, temperature: float = 0.5, negatives: str = "none", decoupled: bool = False,
-                 loss: str = "info_nce", standardize: str = "none", mu: float | None = 1.0) -> None:
+                 loss: str = "info_nce", standardize: str = "none", mu: float | None = 1.0, proj_bn: bool = True) -> None:
         super().__init__(backbone)
-        self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, last_bn=proj_last_bn)
+        self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, bn=proj_bn, last_bn=proj_last_bn)
         check_choice("loss", loss, ("info_nce", "spectral"))
         check_choice("standardize", standardize, STANDARDIZE)
         self.temperature, self.negatives, self.decoupled, self.loss = temperature, negatives, decoupled, loss
