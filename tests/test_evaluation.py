@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from sslab.evaluation import knn_accuracy, knn_predict, linear_probe
@@ -40,3 +41,18 @@ def test_linear_probe_learns_linear_labels_but_not_noise():
     assert linear_probe(x[:1000], y[:1000], x[1000:], y[1000:], epochs=50, lr=1e-2) > 0.93
     yr = torch.randint(0, 4, (1200,), generator=g)
     assert linear_probe(x[:1000], yr[:1000], x[1000:], yr[1000:], epochs=30, lr=1e-2) < 0.4
+
+
+def test_linear_probe_best_epoch_report():
+    """``report="best"`` (luckmatters) is the best test accuracy over the epochs: >= the last, equal with one epoch."""
+    from sslab.evaluation import linear_probe
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(200, 10, generator=g), torch.randint(0, 3, (200,), generator=g)
+    xt, yt = torch.randn(100, 10, generator=g), torch.randint(0, 3, (100,), generator=g)
+    last = linear_probe(x, y, xt, yt, epochs=5)
+    best = linear_probe(x, y, xt, yt, epochs=5, report="best")
+    assert best >= last
+    assert linear_probe(x, y, xt, yt, epochs=1, report="best") == linear_probe(x, y, xt, yt, epochs=1)
+    with pytest.raises(ValueError, match="valid choices: last, best"):
+        linear_probe(x, y, xt, yt, report="max")

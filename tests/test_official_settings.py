@@ -182,3 +182,80 @@ def test_sync_batchnorm_conversion_keeps_the_ema_target_following_the_online_net
     m.after_step(1, 10)
     for t, o, b in zip(m.target.network[1].parameters(), m.projector.parameters(), before):
         assert torch.allclose(t, 0.5 * b + 0.5 * o)
+
+
+def test_optimal_predictor_solves_the_table1_equation():
+    """Tian et al. Table 1 (luckmatters minimal_space): F Wp + Wp F = F_a + F_aᵀ, Wp symmetric; with F = I, Wp = sym(F_a)."""
+    from sslab.methods.parts.direct import optimal_predictor
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    f = a @ a.T + 0.5 * torch.eye(6, dtype=torch.float64)
+    fa = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    w = optimal_predictor(f, fa, reg=0.0)
+    assert torch.allclose(f @ w + w @ f, fa + fa.T, atol=1e-10) and torch.allclose(w, w.T, atol=1e-12)
+    assert torch.allclose(optimal_predictor(torch.eye(6, dtype=torch.float64), fa, reg=0.0), (fa + fa.T) / 2, atol=1e-12)
+    # reg shifts the denominators: with F = I, entries are divided by (2 + reg)/2
+    assert torch.allclose(optimal_predictor(torch.eye(6, dtype=torch.float64), fa, reg=0.5), (fa + fa.T) / 2 / 1.25, atol=1e-12)
+
+
+def test_optimal_predictor_method_uses_online_and_target_correlations():
+    """After one step, Wp is the solution for the batch's own F̂ = mean f fᵀ (both views) and
+    F̂_a = ½[mean t2 f1ᵀ + mean t1 f2ᵀ], computed here by hand from the forward's outputs."""
+    from sslab.methods.parts.direct import optimal_predictor
+
+    torch.manual_seed(0)
+    m = build_method("directpred", create_backbone("convnet", in_channels=1), direct="optimal", proj_hidden_dim=32,
+                     proj_dim=8, reg=0.1)
+    views = [torch.randn(16, 1, 28, 28), torch.randn(16, 1, 28, 28)]
+    out = m(views)
+    z1, z2 = (z.detach() for z in out["embeddings"])
+    t1, t2 = m.target(views, out["embeddings"])  # the EMA target's embeddings of the same views
+    m.after_step(1, 10)
+    f = torch.cat([z1, z2])
+    corr = f.T @ f / f.shape[0]
+    cross = (t2.detach().T @ z1 + t1.detach().T @ z2) / (2 * 16)
+    assert torch.allclose(m.predictor.net.weight, optimal_predictor(corr, cross, 0.1), atol=1e-5)
+
+
+def test_solo_learn_lars_clip_step_by_hand():
+    """solo-learn's LARS (clip_lr): q = eta|w|/(|g| + wd|w| + 1e-8), lr_eff = min(q/lr, 1) * lr on g + wd*w."""
+    from sslab.optim import build_optimizer
+
+    w = torch.nn.Parameter(torch.tensor([[3.0, 4.0]]))  # |w| = 5
+    w.grad = torch.tensor([[0.0, 1.0]])  # |g| = 1
+    opt = build_optimizer("lars", [{"params": [w]}], lr=0.5, weight_decay=0.1, momentum=0.0, eta=0.02, lars_clip=True)
+    opt.step()
+    q = min(0.02 * 5 / (1 + 0.1 * 5 + 1e-8) / 0.5, 1.0)  # 0.1333
+    expected = torch.tensor([[3.0, 4.0]]) - 0.5 * q * (torch.tensor([[0.0, 1.0]]) + 0.1 * torch.tensor([[3.0, 4.0]]))
+    assert torch.allclose(w.detach(), expected, atol=1e-6)
+    w2 = torch.nn.Parameter(torch.tensor([[3.0, 4.0]]))
+    w2.grad = torch.tensor([[0.0, 1e-4]])  # tiny gradient: the ratio would exceed 1, the clip keeps the plain lr
+    build_optimizer("lars", [{"params": [w2]}], lr=0.5, weight_decay=0.0, momentum=0.0, eta=0.02, lars_clip=True).step()
+    assert torch.allclose(w2.detach(), torch.tensor([[3.0, 4.0 - 0.5e-4]]), atol=1e-8)
+
+
+def test_adam_couples_weight_decay_and_adamw_decouples_it():
+    from sslab.optim import build_optimizer
+
+    out = {}
+    for name in ("adam", "adamw"):
+        w = torch.nn.Parameter(torch.tensor([[1.0, -2.0]]))
+        w.grad = torch.zeros_like(w)  # only the weight decay acts
+        build_optimizer(name, [{"params": [w]}], lr=0.1, weight_decay=0.5, exclude_bias_norm=False).step()
+        out[name] = w.detach()
+    # Adam: g = wd*w, first step moves by lr*sign(g); AdamW: w *= (1 - lr*wd), no gradient step
+    assert torch.allclose(out["adam"], torch.tensor([[0.9, -1.9]]), atol=1e-6)
+    assert torch.allclose(out["adamw"], torch.tensor([[0.95, -1.9]]), atol=1e-6)
+
+
+def test_barlow_scale_loss_and_byol_luckmatters_heads():
+    z1, z2 = torch.randn(16, 8), torch.randn(16, 8)
+    assert torch.allclose(losses.barlow_twins(z1, z2, scale=0.1), 0.1 * losses.barlow_twins(z1, z2))
+    m = build_method("byol", create_backbone("convnet", in_channels=1), proj_hidden_dim=32, proj_dim=8, pred_hidden_dim=16,
+                     bn_affine=False, target_init="random")
+    bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm1d)]
+    assert bns and all(not bn.affine for bn in bns)  # projector and predictor: affine-free (luckmatters)
+    online = [p for mod in (m.backbone, m.projector) for p in mod.parameters()]
+    target = list(m.target.network.parameters())
+    assert len(online) == len(target) and not any(torch.equal(a, b) for a, b in zip(online, target) if a.ndim > 1)

@@ -3,6 +3,7 @@
 import math
 import random
 
+import pytest
 import torch
 
 from sslab.data.pipelines import PIPELINES, RESOLUTIONS, view_pipeline
@@ -167,3 +168,17 @@ def test_eval_view_center_crop_and_identity():
     assert torch.allclose(out, x[..., 16:240, 16:240])
     y = torch.rand(2, 1, 28, 28)
     assert torch.allclose(eval_view(y, 28, (0.0,), (1.0,)), y)
+
+
+def test_view_args_set_every_view_and_evaluation_normalises_alike():
+    from sslab.build import normalization, pipeline_from_config
+    from sslab.config import resolve
+
+    cfg = resolve(None, ["dataset=mnist5k", "view_args={blur_p: 1.0, mean: [0.0], std: [1.0]}"])
+    pipe = pipeline_from_config(cfg)
+    assert all(s.blur_p == 1.0 and s.mean == (0.0,) and s.std == (1.0,) for s in pipe.specs)
+    assert normalization(cfg) == ((0.0,), (1.0,))
+    assert normalization(resolve(None, ["dataset=mnist5k"])) == ((0.1307,), (0.3081,))
+    bad = resolve(None, ["view_args={blurp: 1.0}"])
+    with pytest.raises(ValueError, match="unknown view_args key 'blurp'; valid choices: .*blur_p"):
+        pipeline_from_config(bad)

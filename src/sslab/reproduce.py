@@ -191,7 +191,8 @@ def describe(r: Reproduction, cfg: Config) -> list[str]:
         state = "all present" if not missing else f"{len(missing)} of {len(info.files)} missing, e.g. {missing[0]}"
         lines.append(f"# dataset {cfg.dataset} needs under data_root={root}: {_files_summary(info.files)} ({state})")
         if info.source:
-            lines.append(f"# get them from {info.source}" + (f" (or put {info.archive} there)" if info.archive else ""))
+            lines.append(f"# get them from {info.source}" + (f"; {info.archive} itself in data_root is extracted on first use"
+                                                             if info.archive else ""))
     lines.append(yaml.safe_dump(to_dict(cfg), sort_keys=False).rstrip())
     return lines
 

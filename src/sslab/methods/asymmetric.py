@@ -22,7 +22,7 @@ from ..nets import mlp
 from .base import Part, check_choice
 from .parts import DirectPredictor, Predictor, siamese_target
 from .siamese import Siamese
-from .spec import MethodSpec, register
+from .spec import MethodSpec, register, standard_recipes
 
 LOSS_SCALES = ("simsiam", "byol")
 
@@ -85,7 +85,8 @@ class SimSiam(NegativeCosine):
 class DirectPred(NegativeCosine):
     """DirectPred (Tian et al. 2021) / DirectSet(α) / DirectCopy (Wang et al. 2021): BYOL with a
     bias-free linear predictor reset from F̂ every ``freq`` steps (:class:`.parts.DirectPredictor`:
-    ``direct``, ``rho``, ``eps``, ``power``, ``eps_inside``, ``zero_mean``, ``init``, ``norm``).
+    ``direct``, ``rho``, ``eps``, ``power``, ``eps_inside``, ``zero_mean``, ``init``, ``norm``; and
+    ``direct=optimal`` with ``reg``: Tian et al.'s Table 1 predictor solved from F̂ and E[f_a fᵀ]).
     Official luckmatters setting: projector 512-128 with affine-free BN, constant EMA 0.996, and a
     target that starts as an independent random initialisation (``target_init="random"``; the
     default ``copy`` starts it equal to the online network, as BYOL)."""
@@ -94,10 +95,10 @@ class DirectPred(NegativeCosine):
                  power: float = 0.5, eps_inside: bool = False, zero_mean: bool = False, init: str = "first_batch",
                  norm: str = "spectral", symmetric_predictor: bool = False, proj_hidden_dim: int = 512, proj_dim: int = 128,
                  momentum: float = 0.996, momentum_final: float = 0.996, stop_gradient: bool = True,
-                 target_init: str = "copy", **switches) -> None:
+                 target_init: str = "copy", reg: float = 0.01, **switches) -> None:
         projector = mlp(backbone.out_dim, proj_hidden_dim, proj_dim, 2, bn_affine=False)
         predictor = DirectPredictor(proj_dim, direct, rho=rho, eps=eps, freq=freq, power=power, eps_inside=eps_inside,
-                                    zero_mean=zero_mean, init=init, norm=norm, symmetric=symmetric_predictor)
+                                    zero_mean=zero_mean, init=init, norm=norm, symmetric=symmetric_predictor, reg=reg)
         super().__init__(backbone, projector, predictor,
                          siamese_target(backbone, projector, momentum, momentum_final, stop_gradient, target_init),
                          **switches)
@@ -111,10 +112,10 @@ LUCKMATTERS = "facebookresearch/luckmatters ssl/real-dataset (byol_trainer.py, R
 register(
     MethodSpec("byol", "asymmetric", BYOL, "byol", "BYOL, EMA target + MLP predictor",
                "Grill et al. 2020, Bootstrap Your Own Latent (NeurIPS)", "deepmind/deepmind-research byol/byol_experiment.py",
-               recipes={"mnist5k": "byol_mnist5k"}, doc="byol_simsiam.md"),
+               recipes=standard_recipes("byol"), doc="byol_simsiam.md"),
     MethodSpec("simsiam", "asymmetric", SimSiam, "byol", "SimSiam, stop-gradient without EMA",
                "Chen & He 2021, Exploring Simple Siamese Representation Learning (CVPR)",
-               "facebookresearch/simsiam simsiam/builder.py", recipes={"mnist5k": "simsiam_mnist5k"}, doc="byol_simsiam.md"),
+               "facebookresearch/simsiam simsiam/builder.py", recipes=standard_recipes("simsiam"), doc="byol_simsiam.md"),
     MethodSpec("directpred", "asymmetric", DirectPred, "byol",
                "BYOL with the linear predictor set from F̂'s eigendecomposition (power=α: DirectSet(α))", TIAN, LUCKMATTERS,
                recipes={"mnist5k": "directpred_mnist5k"}, doc="directpred.md"),

@@ -19,7 +19,7 @@ from ..losses import swav
 from ..nets import mlp
 from .base import SSLMethod
 from .parts import Queue
-from .spec import MethodSpec, register
+from .spec import MethodSpec, register, standard_recipes
 
 
 class SwAV(SSLMethod):
@@ -83,4 +83,4 @@ class SwAV(SSLMethod):
 register(MethodSpec("swav", "clustering/distillation", SwAV, "swav", "SwAV, swapped prediction of Sinkhorn cluster codes",
                     "Caron, Misra, Mairal, Goyal, Bojanowski, Joulin 2020, Unsupervised Learning of Visual Features by "
                     "Contrasting Cluster Assignments (NeurIPS)", "facebookresearch/swav main_swav.py",
-                    recipes={"mnist5k": "swav_mnist5k"}, doc="swav.md"))
+                    recipes=standard_recipes("swav"), doc="swav.md"))

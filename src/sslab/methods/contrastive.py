@@ -22,7 +22,7 @@ from ..nets import mlp
 from .base import SSLMethod, check_choice
 from .parts import EMATarget, Predictor, Queue
 from .siamese import Siamese
-from .spec import MethodSpec, register
+from .spec import MethodSpec, register, standard_recipes
 
 STANDARDIZE = ("none", "center", "dimension")
 
@@ -111,7 +111,7 @@ SIMCLR_CODE = "google-research/simclr tf2/objective.py"
 register(
     MethodSpec("simclr", "sample-contrastive", SimCLR, "simclr", "SimCLR, InfoNCE over the batch",
                "Chen, Kornblith, Norouzi, Hinton 2020, A Simple Framework for Contrastive Learning (ICML)", SIMCLR_CODE,
-               recipes={"mnist5k": "simclr_mnist5k"}, doc="simclr.md"),
+               recipes=standard_recipes("simclr"), doc="simclr.md"),
     MethodSpec("simclr_abs", "sample-contrastive", SimCLR, "simclr", "SimCLR with |cos| of the negatives", GARRIDO,
                SIMCLR_CODE, preset={"negatives": "abs"}, recipes={"mnist5k": "simclr_abs_mnist5k"}, doc="simclr.md"),
     MethodSpec("simclr_sq", "sample-contrastive", SimCLR, "simclr", "SimCLR with squared cosines of the negatives",
@@ -125,11 +125,11 @@ register(
                preset={"loss": "spectral"}, recipes={"mnist5k": "spectral_contrastive_mnist5k"}, doc="simclr.md"),
     MethodSpec("moco_v2", "sample-contrastive", MoCo, "simclr", "MoCo v2, momentum encoder + queue of negative keys",
                MOCO_V2, "facebookresearch/moco moco/builder.py",
-               preset={"queue_size": 65536, "batch_negatives": False}, recipes={"mnist5k": "moco_v2_mnist5k"}, doc="moco.md"),
+               preset={"queue_size": 65536, "batch_negatives": False}, recipes=standard_recipes("moco_v2"), doc="moco.md"),
     MethodSpec("moco_v3", "sample-contrastive", MoCo, "byol", "MoCo v3, momentum encoder + predictor, batch keys as negatives",
                MOCO_V3, "facebookresearch/moco-v3 moco/builder.py",
                preset={"proj_hidden_dim": 4096, "proj_dim": 256, "proj_bn": True, "proj_last_bn": True, "predictor": "mlp",
                        "pred_bias": False, "momentum": 0.99, "momentum_final": 1.0, "temperature": 1.0,
                        "temperature_scale": True, "symmetric": True},
-               recipes={"mnist5k": "moco_v3_mnist5k"}, doc="moco.md"),
+               recipes=standard_recipes("moco_v3"), doc="moco.md"),
 )

@@ -19,7 +19,7 @@ from ..losses.redundancy import CTR_CENTERINGS
 from ..nets import mlp
 from .base import SSLMethod, check_choice
 from .contrastive import GARRIDO
-from .spec import MethodSpec, register
+from .spec import MethodSpec, register, standard_recipes
 
 LOSSES = ("barlow_twins", "vicreg", "vicreg_exp", "vicreg_ctr", "w_mse")
 
@@ -75,10 +75,10 @@ register(
     MethodSpec("barlow_twins", "dimension-contrastive", DimensionContrastive, "byol",
                "Barlow Twins, cross-correlation to identity",
                "Zbontar, Jing, Misra, LeCun, Deny 2021, Barlow Twins (ICML)", "facebookresearch/barlowtwins main.py",
-               preset={"loss": "barlow_twins"}, recipes={"mnist5k": "barlow_twins_mnist5k"}, doc="dimension.md"),
+               preset={"loss": "barlow_twins"}, recipes=standard_recipes("barlow_twins"), doc="dimension.md"),
     MethodSpec("vicreg", "dimension-contrastive", DimensionContrastive, "vicreg", "VICReg, variance-invariance-covariance",
                "Bardes, Ponce, LeCun 2022, VICReg (ICLR)", VICREG_CODE, preset={"loss": "vicreg"},
-               recipes={"mnist5k": "vicreg_mnist5k"}, doc="dimension.md"),
+               recipes=standard_recipes("vicreg"), doc="dimension.md"),
     MethodSpec("vicreg_exp", "dimension-contrastive", DimensionContrastive, "vicreg",
                "VICReg with a LogSumExp covariance term (Garrido et al. Eqns 11-12)", GARRIDO, VICREG_CODE,
                preset={"loss": "vicreg_exp"}, recipes={"mnist5k": "vicreg_exp_mnist5k"}, doc="dimension.md"),
@@ -90,5 +90,5 @@ register(
                "Ermolov, Siarohin, Sangineto, Sebe 2021, Whitening for Self-Supervised Representation Learning (ICML)",
                "htdt/self-supervised methods/w_mse.py",
                preset={"loss": "w_mse", "proj_hidden_dim": 1024, "proj_dim": 64, "proj_layers": 2, "w_size": 128},
-               recipes={"mnist5k": "w_mse_mnist5k"}, doc="w_mse.md"),
+               recipes=standard_recipes("w_mse"), doc="w_mse.md"),
 )

@@ -19,7 +19,7 @@ from ..losses import dino
 from ..losses.distributed import world_size
 from .base import Part, SSLMethod
 from .parts import EMATarget
-from .spec import MethodSpec, register
+from .spec import MethodSpec, register, standard_recipes
 
 
 class TeacherCenter(Part):
@@ -149,4 +149,4 @@ class DINO(SSLMethod):
 register(MethodSpec("dino", "clustering/distillation", DINO, "dino", "DINO, self-distillation from a centred EMA teacher",
                     "Caron, Touvron, Misra, Jégou, Mairal, Bojanowski, Joulin 2021, Emerging Properties in "
                     "Self-Supervised Vision Transformers (ICCV)", "facebookresearch/dino main_dino.py",
-                    recipes={"mnist5k": "dino_mnist5k"}, doc="dino.md"))
+                    recipes=standard_recipes("dino"), doc="dino.md"))

@@ -24,7 +24,7 @@ from ..losses import momentum_contrast
 from ..nets import mlp
 from .base import SSLMethod
 from .parts import Predictor, Queue
-from .spec import MethodSpec, register
+from .spec import MethodSpec, register, standard_recipes
 
 
 def nearest_neighbours(z: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
@@ -59,5 +59,5 @@ class NNCLR(SSLMethod):
 register(MethodSpec("nnclr", "sample-contrastive", NNCLR, "byol", "NNCLR, nearest neighbour from a support set as the positive",
                     "Dwibedi, Aytar, Tompson, Sermanet, Zisserman 2021, With a Little Help from My Friends: Nearest-Neighbor "
                     "Contrastive Learning of Visual Representations (ICCV)",
-                    "none released; vturrisi/solo-learn solo/methods/nnclr.py", recipes={"mnist5k": "nnclr_mnist5k"},
+                    "none released; vturrisi/solo-learn solo/methods/nnclr.py", recipes=standard_recipes("nnclr"),
                     doc="nnclr.md"))

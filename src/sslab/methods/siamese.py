@@ -57,6 +57,8 @@ class Siamese(SSLMethod):
             self.predictor.observe(z)
         p = [self.predictor(zi) for zi in z]
         t = self.target(views, z)
+        if self.training:
+            self.predictor.observe_targets(t)
         pairs = self.pairs(p, t)
         loss = self.combine([self.criterion(a, b) for a, b in pairs])
         return {"loss": loss, "features": feats[0], "embeddings": z, "predictions": p, "targets": [b for _, b in pairs]}

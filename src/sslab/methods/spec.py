@@ -70,6 +70,13 @@ def options_of(cls: type) -> dict[str, Any]:
 METHODS: dict[str, MethodSpec] = {}
 
 
+def standard_recipes(name: str) -> dict[str, str]:
+    """The recipes of a method the peers report: ``<name>_mnist5k`` (ours) and solo-learn's CIFAR-10/100
+    (one recipe, the dataset a row: ``<name>_cifar``) and ImageNet-100 (``<name>_imagenet100``) settings."""
+    return {"mnist5k": f"{name}_mnist5k", "cifar10": f"{name}_cifar", "cifar100": f"{name}_cifar",
+            "imagenet100": f"{name}_imagenet100"}
+
+
 def register(*specs: MethodSpec) -> None:
     """Add specs to :data:`METHODS`; a spec must name a known family and view pipeline and
     only preset options its class accepts."""

@@ -6,6 +6,7 @@ correlation matrix of its input f (the online projection), spec §A.2 and §B.2:
     F̂ ← ρ F̂ + (1 − ρ) mean_{i, views} f_i f_iᵀ                              (Eqn 19)
     DirectPred / DirectSet(α):  F̂ = Q diag(s) Qᵀ,  p_j = (s_j / s_max)^α + ε,  Wp = Q diag(p) Qᵀ   (Eqn 18)
     DirectCopy:                 Wp = F̂ / ‖F̂‖ + ε I   (no eigendecomposition)
+    "optimal" (Table 1):        ½(Wp F̂ + F̂ Wp) = ½(F̂_a + F̂_aᵀ),  F̂_a ← ρ F̂_a + (1 − ρ) E[f_a fᵀ]
 
 As in the official ``luckmatters`` code (``compute_w_corr``, ``balance_type=boost_scale``): the
 eigenvalues are clamped at 0 and normalised by the largest, ε is added after the power
@@ -28,7 +29,7 @@ from ...losses.distributed import world_size
 from ..base import check_choice
 from .predictor import Predictor
 
-MODES = ("pred", "copy")
+MODES = ("pred", "copy", "optimal")
 NORMS = ("spectral", "fro", "none")
 INITS = ("first_batch", "zeros")
 
@@ -63,6 +64,20 @@ def directcopy_predictor(corr: torch.Tensor, eps: float = 0.3, norm: str = "spec
     return corr / scale + eps * torch.eye(corr.shape[0], dtype=corr.dtype, device=corr.device)
 
 
+def optimal_predictor(corr: torch.Tensor, cross: torch.Tensor, reg: float = 0.01) -> torch.Tensor:
+    """Tian et al.'s "optimal" linear predictor (Table 1, luckmatters ``predictor_reg=minimal_space``):
+    the symmetric Wp solving ``F̂ Wp + Wp F̂ = F̂_a + F̂_aᵀ``, with F̂_a = E[f_a fᵀ] the correlation of the
+    target's output with the predictor input. In F̂'s eigenbasis (F̂ = U diag(d) Uᵀ, d clamped at 0)
+    each entry is ``(Uᵀ S U)_ij / ((d_i + d_j + reg)/2)`` with S = ½(F̂_a + F̂_aᵀ); ``reg`` keeps the
+    division finite (luckmatters ``dyn_reg``, which has no default: its value is NOT FOUND, 0.01 is ours).
+    float64 ``eigh``; returned in ``corr``'s dtype."""
+    d, u = torch.linalg.eigh(corr.double())
+    d = d.clamp(min=0)
+    s = (cross.double() + cross.double().T) / 2
+    w = (u.T @ s @ u) / ((d[:, None] + d[None, :] + reg) / 2)
+    return (u @ w @ u.T).to(corr.dtype)
+
+
 class CorrelationEstimate(nn.Module):
     """F̂: the ρ-moving average of the (uncentred) correlation of the predictor input, in buffers
     so checkpoints carry it. Under DDP each batch's correlation is averaged over ranks first,
@@ -82,7 +97,12 @@ class CorrelationEstimate(nn.Module):
     def update(self, f: torch.Tensor) -> None:
         """Add a batch ``f (B, D)`` (both views stacked): d = mean_i f_i f_iᵀ."""
         f = f.detach().float()
-        d = torch.cat([(f.T @ f / f.shape[0]).flatten(), f.mean(0)])
+        self.update_matrix(f.T @ f / f.shape[0], f.mean(0))
+
+    @torch.no_grad()
+    def update_matrix(self, corr: torch.Tensor, mean: torch.Tensor) -> None:
+        """Add one batch's correlation matrix and mean (averaged over ranks first under DDP)."""
+        d = torch.cat([corr.float().flatten(), mean.float()])
         if world_size() > 1:
             dist.all_reduce(d)
             d /= world_size()
@@ -105,13 +125,14 @@ class CorrelationEstimate(nn.Module):
 
 class DirectPredictor(Predictor):
     """Wp set in closed form from F̂ every ``freq`` steps: ``mode="pred"`` is DirectPred (``power``
-    ½) / DirectSet(α) (``power`` α), ``"copy"`` is DirectCopy (``norm``). ``rho``, ``zero_mean``,
-    ``init`` shape F̂; ``eps`` / ``eps_inside`` the boost of the small eigenvalues; ``symmetric``
-    symmetrises the gradient steps between resets (:class:`.Predictor`)."""
+    ½) / DirectSet(α) (``power`` α), ``"copy"`` is DirectCopy (``norm``), ``"optimal"`` Tian et al.'s
+    Table 1 predictor solved from F̂ and the target cross-correlation F̂_a (``reg``). ``rho``,
+    ``zero_mean``, ``init`` shape the estimates; ``eps`` / ``eps_inside`` the boost of the small
+    eigenvalues; ``symmetric`` symmetrises the gradient steps between resets (:class:`.Predictor`)."""
 
     def __init__(self, dim: int, mode: str = "pred", rho: float = 0.3, eps: float = 0.1, freq: int = 1,
                  power: float = 0.5, eps_inside: bool = False, zero_mean: bool = False, init: str = "first_batch",
-                 norm: str = "spectral", symmetric: bool = False) -> None:
+                 norm: str = "spectral", symmetric: bool = False, reg: float = 0.01) -> None:
         super().__init__("linear", dim, bias=False, symmetric=symmetric)
         check_choice("direct", mode, MODES)
         check_choice("norm", norm, NORMS)
@@ -119,10 +140,19 @@ class DirectPredictor(Predictor):
             raise ValueError(f"freq must be >= 1 (steps between predictor resets), got {freq}")
         self.mode, self.freq, self.power, self.eps, self.eps_inside, self.norm = mode, freq, power, eps, eps_inside, norm
         self.corr = CorrelationEstimate(dim, rho=rho, zero_mean=zero_mean, init=init)
+        self.reg = reg
+        if mode == "optimal":  # F̂_a = E[f_a fᵀ]: rows the target's output, columns the predictor input
+            self.cross = CorrelationEstimate(dim, rho=rho, zero_mean=zero_mean, init=init)
         self._inputs: torch.Tensor | None = None
+        self._pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
 
     def observe(self, inputs: list[torch.Tensor]) -> None:
         self._inputs = torch.cat(inputs).detach()  # F̂ takes in this batch before Wp is set (luckmatters order)
+        self._online = [x.detach() for x in inputs[:2]]
+
+    def observe_targets(self, targets: list[torch.Tensor]) -> None:
+        if self.mode == "optimal":
+            self._pairs = (self._online, [t.detach() for t in targets[:2]])
 
     def correlation(self) -> torch.Tensor:
         return self.corr.value()
@@ -132,10 +162,20 @@ class DirectPredictor(Predictor):
         if self._inputs is not None:
             self.corr.update(self._inputs)
             self._inputs = None
+        if self._pairs is not None:  # luckmatters: ½[E f_a(v2) f(v1)ᵀ + E f_a(v1) f(v2)ᵀ]
+            (f1, f2), (a1, a2) = self._pairs
+            n = f1.shape[0]
+            self.cross.update_matrix((a2.T.float() @ f1.float() + a1.T.float() @ f2.float()) / (2 * n),
+                                     (a1.float().mean(0) + a2.float().mean(0)) / 2)
+            self._pairs = None
         if (step - 1) % self.freq == 0:  # luckmatters: niter % freq == 0, counting from 0
             corr = self.corr.value()
             if self.mode == "pred":
                 w = directset_predictor(corr, self.power, self.eps, self.eps_inside)
+            elif self.mode == "optimal":
+                cross = self.cross.corr  # with zero_mean, luckmatters centres it by E[f_a] E[f]ᵀ
+                cross = cross - torch.outer(self.cross.mean, self.corr.mean) if self.corr.zero_mean else cross
+                w = optimal_predictor(corr, cross, self.reg)
             else:
                 w = directcopy_predictor(corr, self.eps, self.norm)
             self.net.weight.copy_(w)

@@ -40,6 +40,9 @@ class Predictor(Part):
     def observe(self, inputs: list[torch.Tensor]) -> None:
         """Shown the training batch's predictor inputs (every view); closed-form predictors keep them for ``after_step``."""
 
+    def observe_targets(self, targets: list[torch.Tensor]) -> None:
+        """Shown the target branch's embeddings of the same batch (the optimal predictor's F̂_a keeps them)."""
+
     def matrix(self) -> torch.Tensor | None:
         """Wp of a linear predictor (``None`` for an MLP or the identity): what the diagnostics align with F̂."""
         return self.net.weight if isinstance(self.net, nn.Linear) else None
