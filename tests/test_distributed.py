@@ -89,3 +89,37 @@ def test_two_process_diagnostics_equal_one_process(tmp_path):
         assert all(duality[k] == pytest.approx(full_duality[k], rel=1e-10, abs=1e-12) for k in full_duality)
         assert rank_eff == pytest.approx(dg.effective_rank(z1), abs=1e-12)
         assert std == pytest.approx(dg.embedding_std(z1), abs=1e-12)
+
+
+def _syncbn_worker(rank: int, init: str, x: torch.Tensor, weights: dict, out: dict) -> None:
+    dist.init_process_group("nccl", init_method=init, rank=rank, world_size=WORLD)
+    try:
+        torch.cuda.set_device(rank)
+        net = torch.nn.Sequential(torch.nn.Linear(D, 6), torch.nn.BatchNorm1d(6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+        net.load_state_dict(weights)
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net).cuda(rank)  # what sync_batchnorm=true does
+        ddp = torch.nn.parallel.DistributedDataParallel(net, device_ids=[rank])
+        n = len(x) // WORLD
+        y = ddp(x[rank * n:(rank + 1) * n].cuda(rank))
+        (y.pow(2).sum() / len(x) * WORLD).backward()  # the rank's share of the full-batch loss, DDP averages
+        out[rank] = (y.detach().cpu(), net[0].weight.grad.cpu(), net[1].running_mean.cpu())
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < WORLD, reason="SyncBatchNorm runs on GPUs only (2 needed)")
+def test_sync_batchnorm_two_processes_equal_one_process_on_the_full_batch(tmp_path):
+    """sync_batchnorm=true: BatchNorm statistics over the global batch, so 2 ranks of N/2 give the outputs,
+    gradients and running statistics of one process with plain BatchNorm on all N."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(D, 6), torch.nn.BatchNorm1d(6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    weights = {k: v.clone() for k, v in net.state_dict().items()}
+    x = torch.randn(N, D)
+    y = net(x)
+    y.pow(2).sum().div(N).backward()
+    out = mp.Manager().dict()
+    mp.spawn(_syncbn_worker, args=(f"file://{tmp_path / 'store'}", x, weights, out), nprocs=WORLD, join=True)
+    assert torch.allclose(torch.cat([out[r][0] for r in range(WORLD)]), y.detach(), atol=1e-5)
+    assert torch.allclose(out[0][1], net[0].weight.grad, atol=1e-5)
+    assert torch.allclose(out[0][2], net[1].running_mean, atol=1e-6)

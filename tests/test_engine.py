@@ -103,10 +103,10 @@ def test_safe_load_rejects_corrupt_and_pickled_code(tmp_path):
 
 def test_killed_run_resumes_to_identical_weights(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
-    r = run_cli("train", *TINY, "--out", str(full))
+    r = run_cli("train", *TINY, "eval.knn_every=1", "--out", str(full))
     assert r.returncode == 0, r.stderr[-2000:]
     # 22 steps per epoch: die hard in the middle of epoch 2, after the epoch-1 checkpoint
-    r = run_cli("train", *TINY, "kill_at_step=30", "--out", str(killed))
+    r = run_cli("train", *TINY, "eval.knn_every=1", "kill_at_step=30", "--out", str(killed))
     assert r.returncode == 137, r.stderr[-2000:]
     assert safe_load(killed / "checkpoints" / "last.ckpt")["global_step"] == 22
     assert not (killed / "summary.json").exists()
@@ -120,6 +120,10 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
     sa, sb = (json.loads((d / "summary.json").read_text()) for d in (full, killed))
     assert sa["knn_top1"] == sb["knn_top1"] and sb["resumed"] is True
+    # the best kNN over epochs survives the kill: epoch 1's is in the checkpoint the resumed run started from
+    assert sa["knn_top1_best"] == sb["knn_top1_best"] >= sa["knn_top1"]
+    states = safe_load(killed / "checkpoints" / "last.ckpt")["callbacks"].values()
+    assert [s["best"] for s in states if "best" in s] == [sb["knn_top1_best"]]
     for key in ("method", "dataset", "backbone", "epochs", "steps", "wall_seconds", "images_per_second",
                 "knn_top1", "linear_top1", "final_loss"):
         assert key in sa

@@ -231,3 +231,20 @@ def test_docs_reproduce_tables_are_generated_from_the_recipes():
     doc = (ROOT / "docs" / "reproduce.md").read_text()
     assert _section(doc, REPRODUCE_TABLE) == reproductions_table(), "run: python -c 'from sslab.reproduce import ...'"
     assert _section(doc, SETTINGS_TABLE) == settings_table()
+
+
+LIGHTLY_NAMES = {"barlow_twins": "BarlowTwins", "byol": "BYOL", "dcl": "DCL", "dino": "DINO", "moco_v2": "MoCo",
+                 "nnclr": "NNCLR", "simclr": "SimCLR", "simsiam": "SimSiam", "swav": "SwaV"}
+
+
+@pytest.mark.skipif(not (SHARED / "peers.md").is_file(), reason="the peer survey (../shared/reference) is not here")
+def test_lightly_numbers_equal_the_peer_survey():
+    table = {r[0]: r for r in _published("### B.7")}
+    for method, row in LIGHTLY_NAMES.items():
+        cells = table[row]
+        published = [100 * float(cells[i].rstrip("*")) for i in (1, 4, 7)]
+        rows = ("bs128_200ep", "bs512_200ep", "bs512_800ep")
+        ours = [REPRODUCTIONS[f"lightly2023_cifar10_{method}/{r}"].expected for r in rows]
+        assert ours == pytest.approx(published), method
+        if cells[4].endswith("*"):  # Lightly's (*): the memory bank grown to 8192 for batch 512
+            assert REPRODUCTIONS[f"lightly2023_cifar10_{method}/bs512_200ep"].config().method_args["queue_size"] == 8192

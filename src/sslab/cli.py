@@ -155,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     args, extra = p.parse_known_args(argv)
     # key=value after a flag (`sslab reproduce NAME --dry-run data_root=...`) still counts as an override
-    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
-        args.overrides = [*args.overrides, *extra]
+    rest = next((k for k in ("overrides", "options") if hasattr(args, k)), None)
+    if extra and rest and all("=" in e and not e.startswith("-") for e in extra):
+        setattr(args, rest, [*getattr(args, rest), *extra])
     elif extra:
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:

@@ -38,8 +38,10 @@ def listing(what: str = "all") -> list[str]:
         lines.append("backbones:")
         lines += [f"  {n}" for n in BACKBONES] + ["  timm:<name>  (any timm model; needs the timm extra)"]
     if what in ("all", "recipes"):
-        lines.append("recipes:")
-        for n in recipe_names():
+        lines.append("recipes:  (`sslab reproduce list` shows the published number each paper recipe should reach)")
+        names = recipe_names()
+        width = max(map(len, names))
+        for n in names:
             r = load_recipe(n)
-            lines.append(f"  {n:<20} method={r.get('method', '-')} dataset={r.get('dataset', '-')}")
+            lines.append(f"  {n:<{width}}  method={r.get('method', '-')} dataset={r.get('dataset', '-')}")
     return lines

@@ -36,7 +36,7 @@ from .data import DataError, dataset_info
 from .data.datasets import default_root, missing_files
 from .io import atomic_write_text
 
-METRICS = ("online_probe_top1", "linear_top1", "knn_top1")
+METRICS = ("online_probe_top1", "linear_top1", "knn_top1", "knn_top1_best")  # summary.json keys
 NOT_FOUND = "NOT FOUND"
 
 # Pre-training images per epoch, and the throughput the GPU-hour estimates assume: images/s of a

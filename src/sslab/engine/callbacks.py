@@ -33,7 +33,9 @@ class DataPlacement(pl.Callback):
 
 
 class KNNMonitor(pl.Callback):
-    """Every ``every`` epochs (and after the last), kNN top-1 of the backbone on the test split."""
+    """Every ``every`` epochs (and after the last), kNN top-1 of the backbone on the test split; ``best``
+    is the highest so far (LightlySSL's benchmarks report it; it is kept in checkpoints, so a resumed
+    run continues it)."""
 
     def __init__(self, train_data, test_data, size: int, mean, std, k: int = 20, temperature: float = 0.07,
                  every: int = 5, channels_last: bool = False, num_workers: int = 0) -> None:
@@ -42,6 +44,7 @@ class KNNMonitor(pl.Callback):
         self.k, self.temperature, self.every = k, temperature, every
         self.channels_last, self.num_workers = channels_last, num_workers
         self.last: float | None = None
+        self.best: float | None = None
         self.features: tuple[torch.Tensor, ...] | None = None  # (train f, train y, test f, test y) of the last epoch
 
     def features_of(self, backbone: torch.nn.Module, device) -> tuple[torch.Tensor, ...]:
@@ -58,8 +61,15 @@ class KNNMonitor(pl.Callback):
         if (self.every and epoch % self.every == 0) or epoch == trainer.max_epochs:
             feats = self.features_of(pl_module.method.backbone, pl_module.device)
             self.last = knn_accuracy(*feats, self.k, self.temperature)
+            self.best = self.last if self.best is None else max(self.best, self.last)
             self.features = feats if epoch == trainer.max_epochs else None
             pl_module.log("eval/knn_top1", self.last, sync_dist=False, rank_zero_only=True)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = state_dict.get("best")
 
 
 class EpochReport(pl.Callback):

@@ -131,7 +131,9 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
         "steps": int(trainer.global_step), "wall_seconds": round(time.perf_counter() - wall0, 2),
         "images_per_second": round(report.steps * report.global_batch / max(report.train_seconds, 1e-9), 1)
         if report.steps else None,
-        "knn_top1": round(knn_top1, 4), "linear_top1": None if linear_top1 is None else round(linear_top1, 4),
+        "knn_top1": round(knn_top1, 4),
+        "knn_top1_best": round(max(knn_top1, knn.best if knn.best is not None else knn_top1), 4),
+        "linear_top1": None if linear_top1 is None else round(linear_top1, 4),
         "online_probe_top1": None if online is None else round(online, 4),
         "final_loss": _metric(trainer, "train/loss_epoch"),
         "z_std": _metric(trainer, "train/z_std"), "embedding_dim": int(module.method.embedding_dim),
