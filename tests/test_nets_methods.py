@@ -74,7 +74,7 @@ def test_lars_update_matches_formula_and_excludes_vectors():
 
 
 def test_optimizer_unknown_name():
-    with pytest.raises(ValueError, match="valid choices: sgd, lars, adamw"):
+    with pytest.raises(ValueError, match="valid choices: sgd, lars, adam, adamw"):
         build_optimizer("adam9", [{"params": [nn.Parameter(torch.ones(1))]}], lr=0.1)
 
 

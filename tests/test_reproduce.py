@@ -54,7 +54,7 @@ def test_every_reproduction_resolves_and_names_paper_table_metric_source():
         header = [ln for ln in (RECIPE_DIR / f"{r.recipe}.yaml").read_text().splitlines() if ln.startswith("#")]
         assert header, f"{r.recipe}: no header comment"
         first_author = r.paper.split(",")[0].split()[0]
-        assert any(first_author in ln or "solo-learn" in ln for ln in header), r.recipe
+        assert any(name in ln for ln in header for name in (first_author, "solo-learn", "LightlySSL")), r.recipe
         lines = describe(r, cfg)
         text = "\n".join(lines)
         assert f"expected {r.metric}" in text and f"\nmethod: {cfg.method}\n" in text, name
