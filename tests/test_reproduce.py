@@ -175,9 +175,9 @@ def _data_for(dataset: str, root: Path, batch: int) -> list[str]:
         write_cifar(root, CIFAR100, n=2 * batch)
     elif dataset == "stl10":
         write_stl10(root, n=batch)  # pre-training reads train + unlabeled
-    else:  # imagenet100 / imagenet: an ImageFolder of JPEGs; 2 * batch of the classes
+    else:  # imagenet100 / imagenet: an ImageFolder of JPEGs, 2 * batch images over up to 100 of the classes
         classes = read_class_list(IMAGENET100_CLASSES)[: 2 * batch]
-        write_imagefolder(root, classes, per_class=1, size=48)
+        write_imagefolder(root, classes, per_class=math.ceil(2 * batch / len(classes)), size=48)
         (root / "classes.txt").write_text("\n".join(classes))
         return [f"data_root={root}", f"classes_file={root / 'classes.txt'}"]
     return [f"data_root={root}"]
