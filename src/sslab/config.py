@@ -150,7 +150,10 @@ def base_names() -> list[str]:
 
 
 def load_recipe(name_or_path: str) -> dict[str, Any]:
-    """A recipe's config keys: its ``base`` (if it names one) with the recipe's own keys on top."""
+    """A recipe's config keys: its ``base`` (if it names one) with the recipe's own keys on top.
+    ``recipe@base`` swaps in another base: a method's settings on another dataset's schedule
+    (``byol_mnist5k@shifted_mnist``: BYOL's mnist5k heads on the shifted_mnist base)."""
+    name_or_path, _, swap = str(name_or_path).partition("@")
     path = Path(name_or_path)
     if not path.suffix:
         path = RECIPE_DIR / f"{name_or_path}.yaml"
@@ -158,7 +161,8 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
         raise ConfigError(f"unknown recipe '{name_or_path}'; valid choices: {', '.join(recipe_names())} or a .yaml file")
     data = _read_yaml(path)
     data.pop("reproduce", None)  # what the recipe should reach (sslab.reproduce reads it), not a config key
-    base = data.pop("base", None)
+    base = swap or data.pop("base", None)
+    data.pop("base", None)
     if base is None:
         return data
     if str(base) not in base_names():

@@ -1,6 +1,6 @@
 """Data: dataset registry, batched on-device views, and named view pipelines."""
 
-from . import imagefolder  # noqa: F401  (registers 'imagefolder')
+from . import imagefolder, shifted  # noqa: F401  (register imagefolder, imagenet, imagenet100, shifted_mnist)
 from .datasets import DATASETS, DataError, DatasetInfo, TensorImages, dataset_info, load_split
 from .loaders import TensorBatches
 from .pipelines import PIPELINES, view_pipeline

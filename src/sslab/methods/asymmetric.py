@@ -22,7 +22,7 @@ from ..nets import mlp
 from .base import Part, check_choice
 from .parts import DirectPredictor, Predictor, siamese_target
 from .siamese import Siamese
-from .spec import MethodSpec, register, standard_recipes
+from .spec import MethodSpec, mnist_recipes, register, standard_recipes
 
 LOSS_SCALES = ("simsiam", "byol")
 
@@ -118,8 +118,8 @@ register(
                "facebookresearch/simsiam simsiam/builder.py", recipes=standard_recipes("simsiam"), doc="byol_simsiam.md"),
     MethodSpec("directpred", "asymmetric", DirectPred, "byol",
                "BYOL with the linear predictor set from F̂'s eigendecomposition (power=α: DirectSet(α))", TIAN, LUCKMATTERS,
-               recipes={"mnist5k": "directpred_mnist5k"}, doc="directpred.md"),
+               recipes=mnist_recipes("directpred"), doc="directpred.md"),
     MethodSpec("directcopy", "asymmetric", DirectPred, "byol", "Wp = F̂/‖F̂‖ + εI, no eigendecomposition", WANG, LUCKMATTERS,
-               preset={"direct": "copy", "rho": 0.5, "eps": 0.3}, recipes={"mnist5k": "directcopy_mnist5k"},
+               preset={"direct": "copy", "rho": 0.5, "eps": 0.3}, recipes=mnist_recipes("directcopy"),
                doc="directpred.md"),
 )

@@ -19,7 +19,7 @@ from torch import nn
 from ..losses import center_penalty
 from ..nets import mlp
 from .base import SSLMethod
-from .spec import MethodSpec, register
+from .spec import MethodSpec, mnist_recipes, register
 
 
 class CenterVector(SSLMethod):
@@ -47,4 +47,4 @@ class CenterVector(SSLMethod):
 register(MethodSpec("center", "explicit center", CenterVector, "simclr", "alignment + penalty on the center vector ‖E_x z‖²",
                     "Jha, Blaschko, Asano, Tuytelaars 2024, The common stability mechanism behind most self-supervised "
                     "learning approaches (arXiv 2402.14957)", "none (the loss of spec §C.2)",
-                    recipes={"mnist5k": "center_mnist5k"}, doc="center.md"))
+                    recipes=mnist_recipes("center"), doc="center.md"))

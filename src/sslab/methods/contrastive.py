@@ -22,7 +22,7 @@ from ..nets import mlp
 from .base import SSLMethod, check_choice
 from .parts import EMATarget, Predictor, Queue
 from .siamese import Siamese
-from .spec import MethodSpec, register, standard_recipes
+from .spec import MethodSpec, mnist_recipes, register, standard_recipes
 
 STANDARDIZE = ("none", "center", "dimension")
 
@@ -113,16 +113,16 @@ register(
                "Chen, Kornblith, Norouzi, Hinton 2020, A Simple Framework for Contrastive Learning (ICML)", SIMCLR_CODE,
                recipes=standard_recipes("simclr"), doc="simclr.md"),
     MethodSpec("simclr_abs", "sample-contrastive", SimCLR, "simclr", "SimCLR with |cos| of the negatives", GARRIDO,
-               SIMCLR_CODE, preset={"negatives": "abs"}, recipes={"mnist5k": "simclr_abs_mnist5k"}, doc="simclr.md"),
+               SIMCLR_CODE, preset={"negatives": "abs"}, recipes=mnist_recipes("simclr_abs"), doc="simclr.md"),
     MethodSpec("simclr_sq", "sample-contrastive", SimCLR, "simclr", "SimCLR with squared cosines of the negatives",
-               GARRIDO, SIMCLR_CODE, preset={"negatives": "sq"}, recipes={"mnist5k": "simclr_sq_mnist5k"}, doc="simclr.md"),
+               GARRIDO, SIMCLR_CODE, preset={"negatives": "sq"}, recipes=mnist_recipes("simclr_sq"), doc="simclr.md"),
     MethodSpec("dcl", "sample-contrastive", SimCLR, "simclr", "decoupled contrastive learning, positive out of the denominator",
                "Yeh et al. 2022, Decoupled Contrastive Learning (ECCV)", "no official code found (the paper's L_DC)",
-               preset={"decoupled": True}, recipes={"mnist5k": "dcl_mnist5k"}, doc="simclr.md"),
+               preset={"decoupled": True}, recipes=mnist_recipes("dcl"), doc="simclr.md"),
     MethodSpec("spectral_contrastive", "sample-contrastive", SimCLR, "simclr", "spectral contrastive loss -2E[zᵀz⁺] + E[(zᵀz⁻)²]",
                "HaoChen, Wei, Gaidon, Ma 2021, Provable Guarantees for Self-Supervised Deep Learning with Spectral "
                "Contrastive Loss (NeurIPS)", "jhaochenz96/spectral_contrastive_learning models/spectral.py",
-               preset={"loss": "spectral"}, recipes={"mnist5k": "spectral_contrastive_mnist5k"}, doc="simclr.md"),
+               preset={"loss": "spectral"}, recipes=mnist_recipes("spectral_contrastive"), doc="simclr.md"),
     MethodSpec("moco_v2", "sample-contrastive", MoCo, "simclr", "MoCo v2, momentum encoder + queue of negative keys",
                MOCO_V2, "facebookresearch/moco moco/builder.py",
                preset={"queue_size": 65536, "batch_negatives": False}, recipes=standard_recipes("moco_v2"), doc="moco.md"),

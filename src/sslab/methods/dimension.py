@@ -19,7 +19,7 @@ from ..losses.redundancy import CTR_CENTERINGS
 from ..nets import mlp
 from .base import SSLMethod, check_choice
 from .contrastive import GARRIDO
-from .spec import MethodSpec, register, standard_recipes
+from .spec import MethodSpec, mnist_recipes, register, standard_recipes
 
 LOSSES = ("barlow_twins", "vicreg", "vicreg_exp", "vicreg_ctr", "w_mse")
 
@@ -81,10 +81,10 @@ register(
                recipes=standard_recipes("vicreg"), doc="dimension.md"),
     MethodSpec("vicreg_exp", "dimension-contrastive", DimensionContrastive, "vicreg",
                "VICReg with a LogSumExp covariance term (Garrido et al. Eqns 11-12)", GARRIDO, VICREG_CODE,
-               preset={"loss": "vicreg_exp"}, recipes={"mnist5k": "vicreg_exp_mnist5k"}, doc="dimension.md"),
+               preset={"loss": "vicreg_exp"}, recipes=mnist_recipes("vicreg_exp"), doc="dimension.md"),
     MethodSpec("vicreg_ctr", "sample-contrastive", DimensionContrastive, "vicreg",
                "VICReg-exp on the transposed embeddings (Garrido et al. Eqn 13)", GARRIDO, VICREG_CODE,
-               preset={"loss": "vicreg_ctr"}, recipes={"mnist5k": "vicreg_ctr_mnist5k"}, doc="dimension.md"),
+               preset={"loss": "vicreg_ctr"}, recipes=mnist_recipes("vicreg_ctr"), doc="dimension.md"),
     MethodSpec("w_mse", "dimension-contrastive", DimensionContrastive, "simclr",
                "whitening MSE: Cholesky-whitened views pulled together",
                "Ermolov, Siarohin, Sangineto, Sebe 2021, Whitening for Self-Supervised Representation Learning (ICML)",

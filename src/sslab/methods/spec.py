@@ -70,10 +70,16 @@ def options_of(cls: type) -> dict[str, Any]:
 METHODS: dict[str, MethodSpec] = {}
 
 
+def mnist_recipes(name: str) -> dict[str, str]:
+    """A method's CPU recipes: ``<name>_mnist5k`` (ours), and the same method settings on the
+    ``shifted_mnist`` base (``<name>_mnist5k@shifted_mnist``)."""
+    return {"mnist5k": f"{name}_mnist5k", "shifted_mnist": f"{name}_mnist5k@shifted_mnist"}
+
+
 def standard_recipes(name: str) -> dict[str, str]:
-    """The recipes of a method the peers report: ``<name>_mnist5k`` (ours) and solo-learn's CIFAR-10/100
-    (one recipe, the dataset a row: ``<name>_cifar``) and ImageNet-100 (``<name>_imagenet100``) settings."""
-    return {"mnist5k": f"{name}_mnist5k", "cifar10": f"{name}_cifar", "cifar100": f"{name}_cifar",
+    """:func:`mnist_recipes` and the recipes of the peers' tables: solo-learn's CIFAR-10/100 (one
+    recipe, the dataset a row: ``<name>_cifar``) and ImageNet-100 (``<name>_imagenet100``) settings."""
+    return {**mnist_recipes(name), "cifar10": f"{name}_cifar", "cifar100": f"{name}_cifar",
             "imagenet100": f"{name}_imagenet100"}
 
 
