@@ -155,3 +155,12 @@ def test_unknown_dataset_and_split():
         dataset_info("mnist6k")
     with pytest.raises(DataError, match="valid choices: train, test"):
         load_split("mnist5k", "validation")
+
+
+def test_loader_options_are_config_fields():
+    """What a dataset's loader takes (DatasetInfo.options) is set from the config field of that name (sslab.build)."""
+    from sslab.config import Config
+    from sslab.data import DATASETS
+
+    assert {o for info in DATASETS.values() for o in info.options} == {"verify_md5", "strict_counts", "classes_file"}
+    assert all(o in Config.__dataclass_fields__ for info in DATASETS.values() for o in info.options)

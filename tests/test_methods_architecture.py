@@ -46,17 +46,17 @@ def views():
 
 def test_every_spec_is_complete_and_claims_its_recipes():
     claimed = {}
+    rows = reproductions()
     for name, spec in METHODS.items():
         assert spec.name == name and spec.family in FAMILIES and spec.views in PIPELINES, name
         assert spec.paper and spec.code and (DOCS / "methods" / spec.doc).is_file(), name
         for dataset, recipe in spec.recipes.items():
             data = load_recipe(recipe)
-            rows = reproductions()
             datasets = {data["dataset"]} | {rows[n].config().dataset for n in rows if rows[n].recipe == recipe}
             assert data["method"] == name and dataset in datasets, recipe
             claimed.setdefault(recipe.split("@")[0], set()).add(name)
     # every recipe belongs to one method, except the papers' experiments (which vary the method by table)
-    papers = {r.recipe for r in reproductions().values()} - set(claimed)
+    papers = {r.recipe for r in rows.values()} - set(claimed)
     assert all(len(owners) == 1 for owners in claimed.values())
     assert set(claimed) | papers == set(recipe_names()) and all(p.split("_")[0][-4:].isdigit() for p in papers), papers
     # `sslab train method=byol dataset=cifar100` gets solo-learn's recipe, on CIFAR-100

@@ -34,7 +34,11 @@ from sslab.reproduce import (
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "reference"
 REPRODUCTIONS = reproductions()
-RECIPES = sorted({r.recipe: r for r in REPRODUCTIONS.values()}.items())
+FIRST_ROWS: dict[str, Reproduction] = {}
+for _r in REPRODUCTIONS.values():
+    FIRST_ROWS.setdefault(_r.recipe, _r)
+RECIPES = sorted(FIRST_ROWS.items())
+CONFIGS = {n: r.config() for n, r in RECIPES}  # each recipe's first row, resolved once
 SMALL = ("cifar10", "cifar100", "stl10")
 #: two optimiser steps on CPU: one epoch of 2 batches, no evaluation extras, 32-bit, no SyncBN
 FAST = ["verify_md5=false", "strict_counts=false", "epochs=1", "batch_size=4", "precision=32-true", "sync_batchnorm=false",
@@ -60,7 +64,7 @@ def test_every_reproduction_resolves_and_names_paper_table_metric_source():
         assert f"expected {r.metric}" in text and f"\nmethod: {cfg.method}\n" in text, name
 
 
-@pytest.mark.parametrize("recipe", [n for n, r in RECIPES if r.config().dataset in SMALL])
+@pytest.mark.parametrize("recipe", [n for n, cfg in CONFIGS.items() if cfg.dataset in SMALL])
 def test_every_row_builds_its_method(recipe):
     """Each table cell's options are real options of its method with valid values (the backbone and
     heads are built, no data is read)."""
@@ -186,17 +190,17 @@ def _data_for(dataset: str, root: Path, batch: int) -> list[str]:
 def _two_steps(recipe: str, tmp_path: Path) -> dict:
     from sslab.engine import train
 
-    first = next(r for r in REPRODUCTIONS.values() if r.recipe == recipe)
+    first = FIRST_ROWS[recipe]
     # W-MSE's whitening needs more samples than dimensions: its batch is one sub-batch of w_size
-    batch = first.config().method_args.get("w_size") or 4
-    cfg = first.config(_data_for(first.config().dataset, tmp_path / "data", batch) + FAST + [f"batch_size={batch}"])
+    batch = CONFIGS[recipe].method_args.get("w_size") or 4
+    cfg = first.config(_data_for(CONFIGS[recipe].dataset, tmp_path / "data", batch) + FAST + [f"batch_size={batch}"])
     summary = train(cfg, tmp_path / "run")
     assert summary["steps"] == 2 and math.isfinite(summary["final_loss"]), recipe
     assert summary["backbone"] == cfg.backbone  # its real backbone (and heads: the recipe's method_args)
     return summary
 
 
-SLOW_RECIPES = {n for n, r in RECIPES if r.config().dataset not in SMALL or r.config().method == "w_mse"}
+SLOW_RECIPES = {n for n, cfg in CONFIGS.items() if cfg.dataset not in SMALL or cfg.method == "w_mse"}
 
 
 @pytest.mark.parametrize("recipe", [n for n, _ in RECIPES if n not in SLOW_RECIPES])

@@ -36,9 +36,6 @@ class Built:
     image_size: int  # the crop size the backbone sees
 
 
-IMAGE_FOLDERS = ("imagefolder", "imagenet", "imagenet100")  # the datasets a classes_file applies to
-
-
 def resolve_backbone(cfg: Config, channels: int, size: int) -> tuple[str, str]:
     """(backbone name, stem) with ``auto`` resolved: a small convnet for small one-channel images, else
     ResNet-18; the CIFAR stem below 64 px, the ImageNet stem above."""
@@ -113,13 +110,8 @@ def build(cfg: Config) -> Built:
     """Data, view pipeline and method for ``cfg`` (no Lightning objects); fails on bad names or data
     before anything is written."""
     info = dataset_info(cfg.dataset)
-    kw = {}
-    if cfg.dataset in ("cifar10", "cifar100"):
-        kw["verify_md5"] = cfg.verify_md5
-    if cfg.dataset == "stl10":
-        kw["strict_counts"] = cfg.strict_counts
-    if cfg.dataset in IMAGE_FOLDERS and cfg.classes_file:
-        kw["classes_file"] = cfg.classes_file
+    # the loader's own options, as the dataset declares them (verify_md5, strict_counts, classes_file)
+    kw = {k: getattr(cfg, k) for k in info.options if getattr(cfg, k) is not None}
     pretrain = load_split(cfg.dataset, info.pretrain_split, cfg.data_root, **kw)
     same = info.train_split == info.pretrain_split
     train = pretrain if same else load_split(cfg.dataset, info.train_split, cfg.data_root, **kw)

@@ -161,8 +161,8 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
         raise ConfigError(f"unknown recipe '{name_or_path}'; valid choices: {', '.join(recipe_names())} or a .yaml file")
     data = _read_yaml(path)
     data.pop("reproduce", None)  # what the recipe should reach (sslab.reproduce reads it), not a config key
-    base = swap or data.pop("base", None)
-    data.pop("base", None)
+    base = data.pop("base", None)
+    base = swap or base
     if base is None:
         return data
     if str(base) not in base_names():

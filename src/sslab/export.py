@@ -1,8 +1,9 @@
 """``sslab export``: a run's pretrained backbone as a plain ``state_dict`` that torchvision or timm load.
 
 * ``torchvision`` (ResNet-18/34/50): sslab's ResNet already uses torchvision's module names, so the
-  export is the backbone's ``state_dict`` plus the classifier torchvision's model has (``fc``,
-  zeros: a placeholder for your own head), and
+  export is the backbone's ``state_dict`` plus the 1000-class ``fc`` torchvision's model has, set
+  to zeros so a strict load succeeds and any use of it is visibly untrained (a probe or
+  fine-tune brings its own head), and
   ``torchvision.models.resnet50().load_state_dict(torch.load(FILE, weights_only=True))`` loads it
   strictly. timm's ResNets use the same names, so ``timm`` gives the same file for a ResNet.
 * ``timm`` (ViT-Tiny/Small/Base): keys renamed to timm's ``VisionTransformer``
@@ -45,7 +46,8 @@ def export_state_dict(backbone: nn.Module, fmt: str | None = None) -> tuple[dict
         if fmt not in FORMATS:
             raise ValueError(f"unknown export format '{fmt}'; valid choices: {', '.join(FORMATS)}")
         state = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
-        state["fc.weight"] = torch.zeros(1000, backbone.out_dim)  # torchvision's classifier: a zero placeholder
+        # torchvision's resnet has a 1000-class fc that a strict load_state_dict requires; SSL trains none, so zeros
+        state["fc.weight"] = torch.zeros(1000, backbone.out_dim)
         state["fc.bias"] = torch.zeros(1000)
         cifar = isinstance(backbone.maxpool, nn.Identity)
         meta = {"architecture": f"resnet{backbone.depth}", "stem": "cifar" if cifar else "imagenet",

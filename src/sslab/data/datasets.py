@@ -60,6 +60,7 @@ class DatasetInfo:
     files: tuple[str, ...] = ()  # what the loader reads under data_root ("dir/" for a folder)
     archive: str = ""  # an archive under data_root the loader extracts itself when the files are absent
     source: str = ""  # where to get the files
+    options: tuple[str, ...] = ()  # config fields the loader takes as keywords (verify_md5, strict_counts, classes_file)
 
 
 def missing_files(name: str, root: str | os.PathLike | None = None) -> list[str]:
@@ -363,6 +364,7 @@ register(DatasetInfo(
     True, "CIFAR-10 python batches (cifar-10-batches-py or cifar-10-python.tar.gz in data_root)",
     files=tuple(f"{CIFAR10.folder}/{n}" for n, _ in CIFAR10.train + CIFAR10.test + (CIFAR10.meta,)),
     archive=CIFAR10.archive, source="https://www.cs.toronto.edu/~kriz/cifar.html (cifar-10-python.tar.gz)",
+    options=("verify_md5",),
 ))
 register(DatasetInfo(
     "cifar100", lambda split, root, **kw: load_cifar(CIFAR100, split, root, **kw), ("train", "test"),
@@ -370,11 +372,12 @@ register(DatasetInfo(
     True, "CIFAR-100 python batches (cifar-100-python or cifar-100-python.tar.gz in data_root)",
     files=tuple(f"{CIFAR100.folder}/{n}" for n, _ in CIFAR100.train + CIFAR100.test + (CIFAR100.meta,)),
     archive=CIFAR100.archive, source="https://www.cs.toronto.edu/~kriz/cifar.html (cifar-100-python.tar.gz)",
+    options=("verify_md5",),
 ))
 register(DatasetInfo(
     "stl10", load_stl10, ("train", "test", "unlabeled", "train+unlabeled"), "train+unlabeled", "train", "test",
     96, 3, (0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713), "stl",
     True, "STL-10 binary files (stl10_binary/ in data_root); pre-train on train+unlabeled",
     files=tuple(f"{STL10_FOLDER}/{n}" for n in ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "unlabeled_X.bin")),
-    source="https://cs.stanford.edu/~acoates/stl10/ (stl10_binary.tar.gz, extracted)",
+    source="https://cs.stanford.edu/~acoates/stl10/ (stl10_binary.tar.gz, extracted)", options=("strict_counts",),
 ))

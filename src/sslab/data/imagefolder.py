@@ -105,17 +105,17 @@ register(DatasetInfo(
     (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
     "ImageNet-100 (CMC's 100 classes, solo-learn's list): root/train/<wnid>/*, root/val/<wnid>/*",
     files=tuple(f"{split}/{c}/" for split in ("train", "val") for c in read_class_list(IMAGENET100_CLASSES)),
-    source=IMAGENET_SOURCE,
+    source=IMAGENET_SOURCE, options=("classes_file",),
 ))
 register(DatasetInfo(
     "imagenet", load_imagefolder, ("train", "val", "test"), "train", "train", "val", 224, 3,
     (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
     "ImageNet-1k (ILSVRC2012): root/train/<wnid>/*, root/val/<wnid>/* (1,000 class folders each)",
-    files=("train/", "val/"), source=IMAGENET_SOURCE,
+    files=("train/", "val/"), source=IMAGENET_SOURCE, options=("classes_file",),
 ))
 register(DatasetInfo(
     "imagefolder", load_imagefolder, ("train", "val", "test"), "train", "train", "val", 224, 3,
     (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
     "root/train/<class>/*, root/val/<class>/*; classes_file= selects a subset",
-    files=("train/", "val/"),
+    files=("train/", "val/"), options=("classes_file",),
 ))

@@ -144,30 +144,29 @@ class DirectPredictor(Predictor):
         if mode == "optimal":  # F̂_a = E[f_a fᵀ]: rows the target's output, columns the predictor input
             self.cross = CorrelationEstimate(dim, rho=rho, zero_mean=zero_mean, init=init)
         self._inputs: torch.Tensor | None = None
-        self._pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+        self._targets: list[torch.Tensor] | None = None
 
     def observe(self, inputs: list[torch.Tensor]) -> None:
         self._inputs = torch.cat(inputs).detach()  # F̂ takes in this batch before Wp is set (luckmatters order)
-        self._online = [x.detach() for x in inputs[:2]]
 
     def observe_targets(self, targets: list[torch.Tensor]) -> None:
         if self.mode == "optimal":
-            self._pairs = (self._online, [t.detach() for t in targets[:2]])
+            self._targets = [t.detach() for t in targets[:2]]
 
     def correlation(self) -> torch.Tensor:
         return self.corr.value()
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
+        if self._targets is not None and self._inputs is not None:  # luckmatters: ½[E f_a(v2) f(v1)ᵀ + E f_a(v1) f(v2)ᵀ]
+            a1, a2 = (a.float() for a in self._targets)
+            n = a1.shape[0]
+            f1, f2 = self._inputs[:n].float(), self._inputs[n:2 * n].float()  # the first two views' predictor inputs
+            self.cross.update_matrix((a2.T @ f1 + a1.T @ f2) / (2 * n), (a1.mean(0) + a2.mean(0)) / 2)
+            self._targets = None
         if self._inputs is not None:
             self.corr.update(self._inputs)
             self._inputs = None
-        if self._pairs is not None:  # luckmatters: ½[E f_a(v2) f(v1)ᵀ + E f_a(v1) f(v2)ᵀ]
-            (f1, f2), (a1, a2) = self._pairs
-            n = f1.shape[0]
-            self.cross.update_matrix((a2.T.float() @ f1.float() + a1.T.float() @ f2.float()) / (2 * n),
-                                     (a1.float().mean(0) + a2.float().mean(0)) / 2)
-            self._pairs = None
         if (step - 1) % self.freq == 0:  # luckmatters: niter % freq == 0, counting from 0
             corr = self.corr.value()
             if self.mode == "pred":
