@@ -94,10 +94,29 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         for line in listing():
             print(line)
         return 0
+    if args.name == "claims":
+        from .claims import run_study
+
+        if args.overrides:
+            raise ValueError(f"sslab reproduce claims takes no key=value options, got '{args.overrides[0]}'; "
+                             "valid flags: --quick --out --report --jobs --seeds --arms")
+        result = run_study(args.out or "runs/claims", quick=args.quick, report=args.report, jobs=args.jobs,
+                           seeds=_ints(args.seeds), arms=args.arms.split(",") if args.arms else None)
+        print(result["report"])
+        return 0
     summary = run(args.name, list(args.overrides), out=args.out, dry_run=args.dry_run)
     if summary is not None:
         print(json.dumps(summary["reproduce"], indent=2))
     return 0
+
+
+def _ints(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds wants comma-separated integers, e.g. 0,1,2; got '{text}'") from None
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -140,10 +159,15 @@ def parser() -> argparse.ArgumentParser:
     th.add_argument("--json", action="store_true", help="print the full JSON instead of the summary")
     th.set_defaults(func=cmd_theory)
     r = sub.add_parser("reproduce", help="the papers' experiments with their published numbers: `sslab reproduce list`")
-    r.add_argument("name", help="reproduction name (recipe or recipe/row), or 'list'")
+    r.add_argument("name", help="reproduction name (recipe or recipe/row), 'list', or 'claims' (the claims study)")
     r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. data_root=/data devices=8")
-    r.add_argument("--out", help="run folder (default runs/reproduce/<name>)")
+    r.add_argument("--out", help="run folder (default runs/reproduce/<name>; claims: runs/claims)")
     r.add_argument("--dry-run", action="store_true", help="print the resolved config, the expected number and the data it needs")
+    r.add_argument("--quick", action="store_true", help="claims: one seed of a few arms, 1 epoch (under 3 minutes)")
+    r.add_argument("--report", help="claims: the markdown report (default docs/claims.md; <out>/claims.md with --quick)")
+    r.add_argument("--jobs", type=int, help="claims: runs in parallel (default: min(2, cores))")
+    r.add_argument("--seeds", help="claims: comma-separated seeds (default 0,1,2; --quick: 0)")
+    r.add_argument("--arms", help="claims: comma-separated arms (default: all; --quick: a few)")
     r.set_defaults(func=cmd_reproduce)
     ls = sub.add_parser("list", help="list methods, datasets, backbones or recipes")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "backbones", "recipes"])

@@ -112,7 +112,7 @@ LUCKMATTERS = "facebookresearch/luckmatters ssl/real-dataset (byol_trainer.py, R
 register(
     MethodSpec("byol", "asymmetric", BYOL, "byol", "BYOL, EMA target + MLP predictor",
                "Grill et al. 2020, Bootstrap Your Own Latent (NeurIPS)", "deepmind/deepmind-research byol/byol_experiment.py",
-               recipes=standard_recipes("byol"), doc="byol_simsiam.md"),
+               recipes={**standard_recipes("byol"), "shifted_mnist": "byol_shifted_mnist"}, doc="byol_simsiam.md"),
     MethodSpec("simsiam", "asymmetric", SimSiam, "byol", "SimSiam, stop-gradient without EMA",
                "Chen & He 2021, Exploring Simple Siamese Representation Learning (CVPR)",
                "facebookresearch/simsiam simsiam/builder.py", recipes=standard_recipes("simsiam"), doc="byol_simsiam.md"),

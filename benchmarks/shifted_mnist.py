@@ -1,0 +1,86 @@
+"""The shifted_mnist benchmark: each method's default run (``sslab train method=M dataset=shifted_mnist``)
+against raw pixels, the random encoder and the two collapsed ablations, over seeds.
+
+Prints a table (kNN and linear top-1, mean ± std over seeds, wall seconds) and writes a JSON of every run.
+The runs go through the claims study's runner (``sslab.claims.runs``): parallel single-threaded
+workers, and a run already finished in ``--out`` is kept, so a stopped benchmark continues.
+
+    python benchmarks/shifted_mnist.py                             # byol, simclr, simsiam, the ablations; seeds 0 1 2
+    python benchmarks/shifted_mnist.py --methods all --seeds 0     # every method once (docs/methods.md's column)
+    python benchmarks/shifted_mnist.py --jobs 1                    # one run at a time on all cores (wall times alone)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from sslab.claims.runs import run_arms
+from sslab.claims.stats import summarize
+from sslab.claims.study import Arm
+from sslab.methods import METHODS
+
+ABLATIONS = {"byol_no_predictor": Arm("byol", {"predictor": "none"}),
+             "simsiam_no_stop_gradient": Arm("simsiam", {"stop_gradient": False})}
+
+
+def arms_for(methods: list[str], ablations: bool) -> dict[str, Arm]:
+    arms = {m: Arm(m, baselines=(i == 0)) for i, m in enumerate(methods)}  # the first method also runs the baselines
+    return {**arms, **(ABLATIONS if ablations else {})}
+
+
+def table(records: list[dict]) -> tuple[list[str], dict]:
+    by_arm: dict[str, list[dict]] = {}
+    for r in records:
+        by_arm.setdefault(r["arm"], []).append(r)
+    rows, data = [], {}
+
+    def cell(xs: list[float]) -> str:
+        if not xs:
+            return "-"
+        s = summarize(xs)
+        return f"{s.mean:.3f} ± {s.std:.3f}" if s.n > 1 else f"{s.mean:.3f}"
+
+    baselines = [r["baselines"] for r in records if r.get("baselines")]
+    for name, key in (("raw pixels", "raw_pixel"), ("random encoder", "random_init")):
+        knn = [b[f"{key}_knn_top1"] for b in baselines]
+        lin = [b[f"{key}_linear_top1"] for b in baselines if b.get(f"{key}_linear_top1") is not None]
+        rows.append((name, cell(knn), cell(lin), "-", str(len(knn))))
+        data[name] = {"knn": knn, "linear": lin}
+    for arm, runs in by_arm.items():
+        ok = [r for r in runs if "metrics" in r]
+        knn, lin = [r["metrics"]["knn"] for r in ok], [r["metrics"]["linear"] for r in ok if "linear" in r["metrics"]]
+        secs = [r["seconds"] for r in ok]
+        rows.append((arm, cell(knn), cell(lin), f"{sum(secs) / max(len(secs), 1):.0f}", str(len(ok))))
+        data[arm] = {"knn": knn, "linear": lin, "seconds": secs, "failed": [r["failed"] for r in runs if r.get("failed")]}
+    header = ("run", "kNN top-1", "linear top-1", "wall s", "seeds")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in [header, *rows]]
+    return lines, data
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--methods", nargs="+", default=["byol", "simclr", "simsiam"], help="method names, or all")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--no-ablations", action="store_true", help="leave out BYOL predictor=none / SimSiam without stop-gradient")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--out", default="runs/bench-shifted_mnist")
+    p.add_argument("--json", default=None, help="default <out>/shifted_mnist.json")
+    args = p.parse_args()
+    methods = list(METHODS) if args.methods == ["all"] else args.methods
+    out = Path(args.out)
+    records = run_arms(arms_for(methods, not args.no_ablations), args.seeds, out, jobs=args.jobs)
+    lines, data = table(records)
+    print("\n".join(lines))
+    path = Path(args.json) if args.json else out / "shifted_mnist.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"jobs": args.jobs, "cores": os.cpu_count(), "seeds": args.seeds, "summary": data,
+                                "runs": [{k: v for k, v in r.items() if k != "trace"} for r in records]}, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
