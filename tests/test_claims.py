@@ -13,7 +13,7 @@ import pytest
 
 from sslab.claims import run_study, stats
 from sslab.claims.report import evaluate, group_of, judge, values
-from sslab.claims.runs import arm_config, metrics_of, overrides_of, run_arms
+from sslab.claims.runs import _fit, _trace, _train, arm_config, metrics_of, overrides_of, run_arms
 from sslab.claims.study import (
     ARMS,
     BASELINES,
@@ -26,6 +26,7 @@ from sslab.claims.study import (
     Part,
     claims_for,
 )
+from sslab.config import save
 
 # --------------------------------------------------------------------------- the verdict rule, by hand
 
@@ -102,6 +103,18 @@ def test_judge_computes_the_verdict_from_the_runs():
     assert reverse["verdict"] == stats.FAILS
     missing = judge(Part("x", "greater", {"simclr": 1.0}), vals)
     assert missing["verdict"] == stats.INCONCLUSIVE and "no knn for simclr" in missing["reason"]
+    # "does not collapse": center norm below the threshold by 2 SE (byol: 0.3 ± 0 -> 0.6 below 0.9)
+    healthy = judge(Part("no collapse", "below", {"byol": 1.0}, "center_norm", 0.9), vals)
+    assert healthy["verdict"] == stats.HOLDS and healthy["difference"] == pytest.approx(0.6)
+    assert judge(Part("no collapse", "below", {"byol_no_predictor": 1.0}, "center_norm", 0.9), vals)["verdict"] == stats.FAILS
+
+
+def test_one_run_gives_no_verdict():
+    """A single run has no spread: however large the difference, the verdict is inconclusive."""
+    vals = values([_record("a", 0, 0.9), _record("b", 0, 0.1), _record("b", 1, 0.12)])
+    part = judge(Part("a > b", "greater", {"a": 1.0, "b": -1.0}), vals)
+    assert part["verdict"] == stats.INCONCLUSIVE and "one run only for a" in part["reason"]
+    assert part["difference"] == pytest.approx(0.79)
 
 
 def test_groups_follow_the_random_encoder_of_the_same_seed():
@@ -196,6 +209,71 @@ def test_metrics_of_a_run():
     assert "lc_lnc_r" not in metrics_of(summary, trace[:2])
 
 
+def test_trace_keeps_one_record_per_step(tmp_path):
+    """A resumed run logs the steps after its last checkpoint again: the later record wins."""
+    path = tmp_path / "diagnostics.jsonl"
+    rows = [(0, 1.0), (20, 2.0), (40, 3.0), (20, 2.5), (40, 3.5), (60, 4.0)]
+    path.write_text("".join(json.dumps({"step": s, "l_c": v, "spectrum": [1]}) + "\n" for s, v in rows))
+    assert _trace(path) == [{"step": 0, "l_c": 1.0}, {"step": 20, "l_c": 2.5}, {"step": 40, "l_c": 3.5},
+                            {"step": 60, "l_c": 4.0}]
+
+
+@pytest.fixture
+def fake_train(monkeypatch):
+    """sslab.engine.train replaced by a recorder: which runs would train, and whether they resume."""
+    calls = []
+
+    def train(cfg, folder, resume=False):
+        calls.append(resume)
+        if resume and getattr(train, "fail_resume", False):
+            raise RuntimeError("Error(s) in loading state_dict: size mismatch")
+        return {"knn_top1": 0.6}
+
+    monkeypatch.setattr("sslab.engine.train", train)
+    train.calls = calls
+    return train
+
+
+def test_a_folder_of_other_settings_is_set_aside_not_deleted(tmp_path, fake_train):
+    cfg = arm_config(ARMS["byol"], 0, SETTINGS)
+    folder = tmp_path / "byol-s0"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("method: simclr\n")
+    (folder / "summary.json").write_text('{"knn_top1": 0.9}')
+    assert _fit(cfg, folder) == {"knn_top1": 0.6} and fake_train.calls == [False]
+    assert json.loads((tmp_path / "byol-s0.replaced" / "summary.json").read_text()) == {"knn_top1": 0.9}
+
+
+def test_a_finished_run_of_the_same_config_is_read_back(tmp_path, fake_train):
+    cfg = arm_config(ARMS["byol"], 0, SETTINGS)
+    folder = tmp_path / "byol-s0"
+    folder.mkdir()
+    save(cfg, folder / "config.yaml")
+    (folder / "summary.json").write_text('{"knn_top1": 0.7}')
+    assert _fit(cfg, folder) == {"knn_top1": 0.7} and fake_train.calls == []
+
+
+def test_a_checkpoint_that_cannot_resume_starts_the_run_again(tmp_path, fake_train):
+    cfg = arm_config(ARMS["byol"], 0, SETTINGS)
+    folder = tmp_path / "byol-s0"
+    (folder / "checkpoints").mkdir(parents=True)
+    save(cfg, folder / "config.yaml")
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    fake_train.fail_resume = True
+    assert _fit(cfg, folder) == {"knn_top1": 0.6} and fake_train.calls == [True, False]
+    assert (tmp_path / "byol-s0.replaced" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_failing_run_is_a_failed_record(tmp_path, monkeypatch):
+    def diverge(cfg, folder):
+        raise FloatingPointError("non-finite loss nan at step 12")
+
+    monkeypatch.setattr("sslab.claims.runs._fit", diverge)
+    rec = _train("byol", ARMS["byol"], 0, SETTINGS, str(tmp_path / "byol-s0"), 1)
+    assert rec["failed"] == "FloatingPointError: non-finite loss nan at step 12" and "metrics" not in rec
+    assert not (tmp_path / "byol-s0" / "record.json").exists()  # retried next time
+
+
 def test_finished_runs_are_kept(tmp_path, monkeypatch):
     """A stopped study picks up where it was: a record with the same overrides is reused, nothing trains."""
     folder = tmp_path / "runs" / "byol-s0"
@@ -227,8 +305,14 @@ def test_quick_study_end_to_end(tmp_path):
     ids = {c["id"] for c in data["claims"]}
     assert {"jha-center", "jha-penalty", "wang-directcopy"} <= ids
     for c in data["claims"]:
-        assert c["verdict"] in stats.VERDICTS
-        assert f"### {c['id']}: {c['verdict']}" in report
+        assert c["verdict"] == stats.INCONCLUSIVE  # one seed: no standard error, no verdict
+        heading = f"### {c['id']}: {c['verdict']}"
+        assert heading in report
+        # the verdict table links to the heading by GitHub's anchor rule (lower case, punctuation dropped, - for spaces)
+        slug = "".join(ch for ch in heading[4:].lower() if ch.isalnum() or ch in " -_").replace(" ", "-")
+        assert f"](#{slug})" in report
+    wang = next(c for c in data["claims"] if c["id"] == "wang-directcopy")
+    assert "| predictor_cost_directpred |" in report and wang["parts"][1]["difference"] > 0  # eigh costs more
     for png in ("center.png", "knn.png"):
         assert (out / "claims" / png).stat().st_size > 1000
     assert f"±{MATCH_MARGIN}" in report and "sslab reproduce claims --quick" in report

@@ -100,7 +100,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         if args.overrides:
             raise ValueError(f"sslab reproduce claims takes no key=value options, got '{args.overrides[0]}'; "
                              "valid flags: --quick --out --report --jobs --seeds --arms")
-        result = run_study(args.out or "runs/claims", quick=args.quick, report=args.report, jobs=args.jobs,
+        out = args.out or ("runs/claims-quick" if args.quick else "runs/claims")
+        result = run_study(out, quick=args.quick, report=args.report, jobs=args.jobs,
                            seeds=_ints(args.seeds), arms=args.arms.split(",") if args.arms else None)
         print(result["report"])
         return 0
@@ -161,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="the papers' experiments with their published numbers: `sslab reproduce list`")
     r.add_argument("name", help="reproduction name (recipe or recipe/row), 'list', or 'claims' (the claims study)")
     r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. data_root=/data devices=8")
-    r.add_argument("--out", help="run folder (default runs/reproduce/<name>; claims: runs/claims)")
+    r.add_argument("--out", help="run folder (default runs/reproduce/<name>; claims: runs/claims, --quick: runs/claims-quick)")
     r.add_argument("--dry-run", action="store_true", help="print the resolved config, the expected number and the data it needs")
     r.add_argument("--quick", action="store_true", help="claims: one seed of a few arms, 1 epoch (under 3 minutes)")
     r.add_argument("--report", help="claims: the markdown report (default docs/claims.md; <out>/claims.md with --quick)")

@@ -42,7 +42,9 @@ def run_study(out: str | os.PathLike = "runs/claims", quick: bool = False, repor
     vals = values(records)
     results = [evaluate(c, vals) for c in claims_for(set(names))]
     command = "sslab reproduce claims" + (" --quick" if quick else "")
-    header = {"command": command, "date": date.today().isoformat(), "runs": len(records),
+    header = {"command": command, "date": date.today().isoformat(),
+              "runs": sum(1 for r in records if "metrics" in r and "predictor_ms" not in r["metrics"]),
+              "failed": sum(1 for r in records if r.get("failed")),
               "minutes": wall["seconds"] / 60, "invocations": wall["invocations"], "cores": os.cpu_count(),
               "torch": torch.__version__,
               "python": platform.python_version(), "settings": list(QUICK_SETTINGS if quick else SETTINGS),

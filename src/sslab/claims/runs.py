@@ -1,9 +1,12 @@
 """Running the claims study's arms: one training run per (arm, seed), in parallel workers, resumable.
 
-Each run trains in ``<out>/runs/<arm>-s<seed>/`` through the engine and leaves ``record.json``:
-the arm, seed, overrides, wall time, its metrics (see :mod:`.study`) and a compact trace of the
-probe-set diagnostics. A study that is stopped picks up where it was: finished runs (a record
-with the same overrides) are kept, a run with a checkpoint but no record resumes from it.
+Each run trains in ``<out>/runs/<arm>-s<seed>/`` through the engine (its output in
+``<arm>-s<seed>.log`` beside it) and leaves ``record.json``: the arm, seed, overrides, wall time,
+its metrics (see :mod:`.study`) and a compact trace of the probe-set diagnostics. A study that is
+stopped picks up where it was: finished runs (a record with the same overrides) are kept, a run
+with a checkpoint of the same config resumes from it, and a folder of other settings is moved to
+``<arm>-s<seed>.replaced`` (never deleted) before the run starts afresh. A run that fails (a
+non-finite loss, a worker that dies) is a failed record, reported, and retried next time.
 
 Workers are separate processes with ``threads`` intra-op threads each: on 2 cores two single-
 threaded runs side by side train 1.36x faster than one run on both cores (measured: BYOL, 2
@@ -27,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
-from ..config import Config, resolve
+from ..config import Config, resolve, to_dict
 from ..io import atomic_write_text
 from .stats import pearson
 from .study import Arm
@@ -54,13 +58,33 @@ def arm_config(arm: Arm, seed: int, settings: Iterable[str] = ()) -> Config:
 
 
 def _trace(path: Path) -> list[dict[str, float]]:
+    """The probe-set records of a run, one per step (a resumed run logs the steps after its last
+    checkpoint again: the later record wins)."""
     if not path.is_file():
         return []
-    out = []
+    by_step: dict[int, dict[str, float]] = {}
     for line in path.read_text().splitlines():
         rec = json.loads(line)
-        out.append({k: rec[k] for k in TRACE_KEYS if k in rec and rec[k] is not None})
-    return out
+        by_step[int(rec["step"])] = {k: rec[k] for k in TRACE_KEYS if k in rec and rec[k] is not None}
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def derived(metrics: dict[str, float], trace: list[dict[str, float]]) -> dict[str, float]:
+    """The metrics computed from others and from the trace: ``invariance_gap`` (‖aug mean‖ − ‖center‖),
+    ``center_drop`` (center norm at the first probe minus at the end), ``lc_lnc_r`` (Pearson's r of
+    L_c and L_nc along training), ``pred_alignment_first/last/gain`` (linear predictors)."""
+    m: dict[str, float] = {}
+    if "center_norm" in metrics and "aug_mean_norm" in metrics:
+        m["invariance_gap"] = metrics["aug_mean_norm"] - metrics["center_norm"]
+    if "center_norm" in metrics and trace and "center_norm" in trace[0]:
+        m["center_drop"] = trace[0]["center_norm"] - metrics["center_norm"]
+    pairs = [(t["l_c"], t["l_nc"]) for t in trace if "l_c" in t and "l_nc" in t]
+    if len(pairs) >= 3:
+        m["lc_lnc_r"] = pearson(*zip(*pairs))
+    align = [t["pred_alignment"] for t in trace if "pred_alignment" in t]
+    if len(align) >= 2:
+        m.update(pred_alignment_first=align[0], pred_alignment_last=align[-1], pred_alignment_gain=align[-1] - align[0])
+    return m
 
 
 def metrics_of(summary: dict, trace: list[dict[str, float]]) -> dict[str, float]:
@@ -72,39 +96,61 @@ def metrics_of(summary: dict, trace: list[dict[str, float]]) -> dict[str, float]
     for key in ("center_norm", "aug_mean_norm", "effective_rank"):
         if d.get(key) is not None:
             m[key] = float(d[key])
-    if "center_norm" in m and "aug_mean_norm" in m:
-        m["invariance_gap"] = m["aug_mean_norm"] - m["center_norm"]
-    pairs = [(t["l_c"], t["l_nc"]) for t in trace if "l_c" in t and "l_nc" in t]
-    if len(pairs) >= 3:
-        m["lc_lnc_r"] = pearson(*zip(*pairs))
-    align = [t["pred_alignment"] for t in trace if "pred_alignment" in t]
-    if len(align) >= 2:
-        m.update(pred_alignment_first=align[0], pred_alignment_last=align[-1], pred_alignment_gain=align[-1] - align[0])
-    return m
+    return {**m, **derived(m, trace)}
+
+
+def _same_config(folder: Path, cfg: Config) -> bool:
+    path = folder / "config.yaml"
+    return path.is_file() and yaml.safe_load(path.read_text()) == to_dict(cfg)
+
+
+def _set_aside(folder: Path) -> None:
+    """Move a run folder of other settings (or a checkpoint that cannot resume) to ``<folder>.replaced``;
+    nothing is deleted but the previous ``.replaced``."""
+    if folder.exists() and any(folder.iterdir()):
+        old = folder.with_name(folder.name + ".replaced")
+        shutil.rmtree(old, ignore_errors=True)
+        folder.rename(old)
+
+
+def _fit(cfg: Config, folder: Path) -> dict:
+    """The run's summary: a finished run of the same config is read back, a half-finished one resumes from
+    its checkpoint (once; a checkpoint that fails to resume is set aside and the run starts afresh), anything
+    else is set aside and trained from the start."""
+    from ..engine import train
+
+    if _same_config(folder, cfg):
+        if (folder / "summary.json").is_file():
+            return json.loads((folder / "summary.json").read_text())
+        if (folder / "checkpoints" / "last.ckpt").is_file():
+            try:
+                return train(cfg, folder, resume=True)
+            except Exception as e:  # noqa: BLE001 -- any failure to resume: start again, once
+                print(f"sslab claims: could not resume ({type(e).__name__}: {e}); starting again", file=sys.stderr)
+    _set_aside(folder)
+    return train(cfg, folder)
 
 
 def _train(name: str, arm: Arm, seed: int, settings: tuple[str, ...], folder: str, threads: int) -> dict[str, Any]:
-    """One training run (in a worker process): its record, also written to ``record.json``."""
-    from ..engine import train
-
+    """One training run (in a worker process): its record, also written to ``record.json``. Any error
+    (a non-finite loss, a bad option) makes a failed record, not a failed study."""
     torch.set_num_threads(threads)
     folder_p = Path(folder)
     overrides = overrides_of(arm, seed, settings)
     record: dict[str, Any] = {"arm": name, "seed": seed, "method": arm.method, "overrides": overrides}
-    resume = (folder_p / "checkpoints" / "last.ckpt").is_file() and not (folder_p / "summary.json").is_file()
-    folder_p.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with open(folder_p / "train.log", "a") as log, contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
-        try:
-            summary = train(arm_config(arm, seed, settings), folder_p, resume=resume)
-        except (ValueError, FloatingPointError, RuntimeError) as e:  # e.g. a non-finite loss: the run failed
-            record.update(failed=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                          seconds=round(time.perf_counter() - t0, 1))
-            return record
-    trace = _trace(folder_p / "logs" / "diagnostics.jsonl")
-    record.update(seconds=round(time.perf_counter() - t0, 1), metrics=metrics_of(summary, trace),
-                  baselines=summary.get("baselines") or {}, trace=trace)
-    atomic_write_text(json.dumps(record) + "\n", folder_p / "record.json")
+    folder_p.parent.mkdir(parents=True, exist_ok=True)
+    log_path = folder_p.parent / f"{folder_p.name}.log"
+    try:
+        with open(log_path, "a") as log, contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
+            summary = _fit(arm_config(arm, seed, settings), folder_p)
+        trace = _trace(folder_p / "logs" / "diagnostics.jsonl")
+        record.update(metrics=metrics_of(summary, trace), baselines=summary.get("baselines") or {}, trace=trace)
+    except Exception as e:  # noqa: BLE001
+        record["failed"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    record["seconds"] = round(time.perf_counter() - t0, 1)
+    if "metrics" in record:
+        atomic_write_text(json.dumps(record) + "\n", folder_p / "record.json")
     return record
 
 
@@ -134,11 +180,15 @@ def time_predictor(name: str, arm: Arm, seed: int, settings: tuple[str, ...] = (
 
 
 def _reusable(folder: Path, overrides: list[str]) -> dict | None:
+    """The record of a finished run with these overrides (its derived metrics recomputed), or None."""
     path = folder / "record.json"
     if not path.is_file():
         return None
     record = json.loads(path.read_text())
-    return record if record.get("overrides") == overrides else None
+    if record.get("overrides") != overrides or "metrics" not in record:
+        return None
+    record["metrics"].update(derived(record["metrics"], record.get("trace", [])))
+    return record
 
 
 def run_arms(arms: Mapping[str, Arm], seeds: Iterable[int], out: Path, settings: Iterable[str] = (), jobs: int = 2,
@@ -158,9 +208,7 @@ def run_arms(arms: Mapping[str, Arm], seeds: Iterable[int], out: Path, settings:
             kept = _reusable(folder, overrides_of(arm, seed, settings))
             if kept is not None:
                 records.append(kept)
-            else:
-                if (folder / "summary.json").is_file():  # finished under other settings: start again
-                    shutil.rmtree(folder)
+            else:  # new, half-finished or of other settings: the worker resumes or sets the old folder aside
                 todo.append((name, arm, seed, str(folder)))
     if records:
         say(f"sslab claims: {len(records)} finished runs kept from {out}")
@@ -170,9 +218,15 @@ def run_arms(arms: Mapping[str, Arm], seeds: Iterable[int], out: Path, settings:
     t0 = time.perf_counter()
     if todo:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_train, name, arm, seed, settings, folder, threads) for name, arm, seed, folder in todo]
+            futures = {pool.submit(_train, name, arm, seed, settings, folder, threads): (name, arm, seed)
+                       for name, arm, seed, folder in todo}
             for i, fut in enumerate(as_completed(futures), 1):
-                rec = fut.result()
+                try:
+                    rec = fut.result()
+                except Exception as e:  # noqa: BLE001 -- a worker that died (e.g. out of memory): a failed run
+                    name, arm, seed = futures[fut]
+                    rec = {"arm": name, "seed": seed, "method": arm.method, "failed": f"{type(e).__name__}: {e}",
+                           "seconds": 0.0}
                 records.append(rec)
                 m = rec.get("metrics", {})
                 what = rec.get("failed") or f"kNN {m['knn']:.3f}, center {m.get('center_norm', float('nan')):.2f}"

@@ -192,7 +192,12 @@ CLAIMS: tuple[Claim, ...] = (
           (ge("directpred", "linear"), ge("directpred_freq5", "linear")), "Table 8"),
     Claim("tian-rho-eps", TIAN, "Table 6: the eigenvalue boost ε = 0.1 beats ε = 0 at ρ = 0.3 and 0.5; ρ matters less.",
           (gt("directpred", "directpred_eps0"), gt("directpred_rho05", "directpred_rho05_eps0"),
-           eq("directpred", "directpred_rho05")), "Table 6"),
+           # with E_ε, E_ρ the mean effects of ε 0 -> 0.1 and ρ 0.3 -> 0.5 over the 2x2 grid: E_ε − E_ρ and
+           # E_ε + E_ρ reduce to these two differences; both > 0 is |E_ρ| < E_ε
+           Part("ε's effect exceeds ρ's (E_ε − E_ρ = rho0.5 − eps0 > 0)", "greater",
+                {"directpred_rho05": 1.0, "directpred_eps0": -1.0}),
+           Part("ε's effect exceeds −ρ's (E_ε + E_ρ = directpred − rho0.5_eps0 > 0)", "greater",
+                {"directpred": 1.0, "directpred_rho05_eps0": -1.0})), "Table 6"),
     # ---------------------------------------------------------------- Wang, Chen, Du, Tian 2021
     Claim("wang-directcopy", WANG, "DirectCopy (Wp = F̂/‖F̂‖ + εI) matches DirectPred without an eigendecomposition, "
           "at a lower per-step predictor cost.",
@@ -216,7 +221,11 @@ CLAIMS: tuple[Claim, ...] = (
     # ---------------------------------------------------------------- Jha et al. 2024
     Claim("jha-center", JHA, "Healthy runs have a small center vector and a large augmentation mean; completely "
           "collapsed runs a center norm near 1 (all runs of the study).",
-          (collapsed("collapsed_runs"), gt("collapsed_runs", "healthy_runs", "center_norm"),
+          (collapsed("collapsed_runs"),
+           Part("healthy runs: the center norm falls during training (first probe − last > 0)", "greater",
+                {"healthy_runs": 1.0}, "center_drop"),
+           Part("healthy runs: ‖aug mean‖ > ‖center‖", "greater", {"healthy_runs": 1.0}, "invariance_gap"),
+           gt("collapsed_runs", "healthy_runs", "center_norm"),
            gt("healthy_runs", "collapsed_runs", "invariance_gap",
               text="healthy_runs > collapsed_runs (‖aug mean‖ − ‖center‖)")),
           "§3, Fig. 1", plot="center.png"),
@@ -239,8 +248,11 @@ CLAIMS: tuple[Claim, ...] = (
 
 
 def claims_for(arms: set[str]) -> tuple[Claim, ...]:
-    """The claims whose every arm is in ``arms`` (the pseudo-arms count as present)."""
-    have = arms | set(BASELINES) | set(GROUPS)
+    """The claims whose every arm is in ``arms`` (the baselines and the groups, read from the arm that
+    measures the baselines, count as present when one of ``arms`` does)."""
+    have = set(arms)
+    if any(ARMS[a].baselines for a in arms if a in ARMS):
+        have |= set(BASELINES) | set(GROUPS)
     return tuple(c for c in CLAIMS if all(a in have for p in c.parts for a in p.weights))
 
 
