@@ -27,7 +27,8 @@ ABLATIONS = {"byol_no_predictor": Arm("byol", {"predictor": "none"}),
 
 
 def arms_for(methods: list[str], ablations: bool) -> dict[str, Arm]:
-    arms = {m: Arm(m, baselines=(i == 0)) for i, m in enumerate(methods)}  # the first method also runs the baselines
+    host = "byol" if "byol" in methods else methods[0]  # one method's runs also measure the baselines
+    arms = {m: Arm(m, baselines=(m == host)) for m in methods}
     return {**arms, **(ABLATIONS if ablations else {})}
 
 

@@ -195,7 +195,7 @@ def run_arms(arms: Mapping[str, Arm], seeds: Iterable[int], out: Path, settings:
              progress: Callable[[str], None] | None = None, timing_steps: int = TIMING_STEPS) -> list[dict[str, Any]]:
     """Every (arm, seed) with the shared ``settings``: the training arms in ``jobs`` worker processes,
     then the timing arms alone (nothing else running, so their times are not contended). Returns the
-    records; runs already finished under ``out`` with the same overrides are kept, not trained again."""
+    records; runs (and timings) already finished under ``out`` with the same overrides are kept."""
     say = progress or (lambda s: print(s, file=sys.stderr, flush=True))
     seeds, settings = list(seeds), tuple(settings)
     records: list[dict[str, Any]] = []
@@ -235,7 +235,12 @@ def run_arms(arms: Mapping[str, Arm], seeds: Iterable[int], out: Path, settings:
     for name, arm in arms.items():
         if arm.timing:
             for seed in seeds:
-                rec = time_predictor(name, arm, seed, settings, timing_steps)
+                folder = out / "runs" / f"{name}-s{seed}"
+                rec = _reusable(folder, overrides_of(arm, seed, settings))
+                if rec is None:
+                    rec = time_predictor(name, arm, seed, settings, timing_steps)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(json.dumps(rec) + "\n", folder / "record.json")
+                    say(f"{name} seed {seed}: {rec['metrics']['predictor_ms']:.3f} ms per step")
                 records.append(rec)
-                say(f"{name} seed {seed}: {rec['metrics']['predictor_ms']:.3f} ms per step")
     return records

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .stats import FAILS, HOLDS, INCONCLUSIVE
+
 TIAN = "Tian et al. 2021"
 WANG = "Wang et al. 2021"
 GARRIDO = "Garrido et al. 2023"
@@ -256,5 +258,87 @@ def claims_for(arms: set[str]) -> tuple[Claim, ...]:
     return tuple(c for c in CLAIMS if all(a in have for p in c.parts for a in p.weights))
 
 
-#: (claim id, verdict) -> why, written after reading the runs; shown only while the computed verdict is that one
-EXPLANATIONS: dict[tuple[str, str], str] = {}
+#: (claim id, verdict) -> why, written after reading the runs of 2026-11-24 (docs/claims.md); shown only while the
+#: computed verdict is that one, so a rerun that changes a verdict drops the text rather than contradicting it
+_BN = ("SimSiam's projector ends in an affine-free BatchNorm (`proj_last_bn`, its official design), which gives every "
+       "output dimension zero batch mean, so the center vector of the ℓ2-normalised embeddings cannot approach norm 1")
+EXPLANATIONS: dict[tuple[str, str], str] = {
+    ("tian-predictor", FAILS):
+        "BYOL without its predictor collapses completely (center norm 1.00, effective rank 10 of 128, 7 kNN points "
+        "lost). SimSiam without its predictor loses 5 points (just inside 2 SE) and its effective rank falls from 31 "
+        f"to 6, but its center norm stays at 0.24: {_BN}. The collapse Tian et al. predict is there, in the rank; the "
+        "center-norm test cannot see it behind that BatchNorm.",
+    ("tian-stop-gradient", FAILS):
+        "BYOL without the stop-gradient (the target is the online network, the gradient flows through both "
+        "branches) collapses completely: center norm 1.00, effective rank 2, 21 kNN points lost. SimSiam without it "
+        "loses 12 points and its effective rank falls from 31 to 5, but its output BatchNorm holds the center norm "
+        "at 0.41 (as in tian-predictor): a dimensional collapse, not the complete one this test reads.",
+    ("tian-weight-decay", FAILS):
+        "Neither prediction shows, and too much decay does not collapse. The recipe's 'moderate' decay is AdamW's "
+        "decoupled 1e-4, a per-step shrink lr·λ = 2e-7, about 60 times weaker than Tian et al.'s SGD η̄ = 4e-4 at "
+        "lr 0.03, so 'moderate' and 'none' are nearly the same run here (0.655 vs 0.654). At 5 (a 1 % shrink per "
+        "step) the BatchNorm after every convolution and hidden layer makes the loss blind to those weights' scale, "
+        "so decay raises their effective learning rate instead of pulling them to zero: kNN is level (0.663) and the "
+        "effective rank falls from 38 to 22. Tian et al. derive the collapse under strong decay for linear networks "
+        "without normalisation; this study does not test that setting.",
+    ("tian-symmetric-ema", INCONCLUSIVE):
+        "All three linear-predictor arms train at the common learning rate (α_p = 1, as in Table 3), and all three "
+        "are near collapse after 312 steps (center norm 0.85-0.89, kNN 0.55-0.58, below the random encoder's 0.65). "
+        "That leaves EMA little to rescue, and the differences are within 2 SE. Tian et al.'s pattern appears after "
+        "100 STL-10 epochs. Here the learned linear predictor does not get going (see tian-alignment), while the MLP "
+        "predictor at 10x the learning rate (the byol arm) does.",
+    ("tian-alignment", FAILS):
+        "The alignment rises in every seed, but only from 0.00 to 0.03 (mean cos(u_j, Wp u_j) over all 128 modes) in "
+        "312 steps. Tian et al.'s curves approach 1 over many epochs with η̄ = 4e-4 weight decay, the force their "
+        "Theorem 3 credits with the alignment. Here the decay is AdamW's 2e-7 per step, and the linear-predictor run "
+        "is itself near collapse (center norm 0.88). DirectPred, whose Wp is set in F̂'s eigenbasis and so aligned by "
+        "construction, is the best asymmetric method of the study (tian-directpred).",
+    ("tian-rho-eps", INCONCLUSIVE):
+        "Three of the four predictions hold: ε = 0.1 beats ε = 0 by 3.8 points at ρ = 0.5, and ε's effect exceeds "
+        "ρ's in both directions. At ρ = 0.3 the gain, 3.4 ± 1.7 points, sits exactly at 2 SE. The Table 6 pattern "
+        "(ε = 0.1 best, ρ nearly irrelevant) is what these runs show, short of the rule's bar on one comparison.",
+    ("wang-directcopy", INCONCLUSIVE):
+        "The cost half holds: DirectCopy's predictor step takes 1.08 ms against DirectPred's 1.74 ms at D = 128. Its "
+        "spectral norm needs only the eigenvalues (`eigvalsh`), where DirectPred also needs the eigenvectors; with "
+        "`norm=fro` it would need no eigen-solver at all. On accuracy DirectCopy is 1.7 ± 1.4 points behind "
+        "DirectPred: inside the 2-point margin on average, but its 2-SE interval reaches past the margin.",
+    ("garrido-tuned", INCONCLUSIVE):
+        "SimCLR with VICReg's 512-512-512 head and temperature 0.15 lands 4.0 ± 1.1 points below VICReg, and 1.5 "
+        "points below SimCLR's own recipe (512-128 head, temperature 0.2). The paper's tuning (temperature 0.15 with "
+        "base lr 0.5 under LARS) is for ResNet-50 on ImageNet and was not re-tuned here. The gap exceeds the 2-point "
+        "margin, but its 2-SE interval is not wholly outside it.",
+    ("garrido-dimension", INCONCLUSIVE):
+        "The first prediction holds. Going from 512 to 16 output dimensions costs VICReg 7.7 points and SimCLR-tuned "
+        "1.7 (difference 6.0 ± 1.5). Whether SimCLR is unaffected is inconclusive: its 1.7 ± 1.0-point loss is "
+        "inside the 2-point margin on average, but not by 2 SE.",
+    ("garrido-duality", HOLDS):
+        "Pearson's r exceeds 0.998 in every one of the study's 99 runs, the collapsed ones included. Theorem 3.3 is "
+        "an identity: L_nc − L_c depends only on the norms of the embedding matrix's rows and columns. So the two "
+        "losses track each other whatever training does. The claim holds, and it says nothing about which runs are "
+        "healthy.",
+    ("garrido-variants", FAILS):
+        "VICReg-exp lands 5.2 ± 1.1 points below VICReg, and VICReg-ctr 2.8 ± 0.8 above it. At this scale the three "
+        "do not sit together, as they do in the paper's ImageNet Table S5 (within 0.2 points at 8192-d). "
+        "VICReg-exp's effective rank is about a third of VICReg's (37 vs 106): its LogSumExp covariance term, at the "
+        "temperature 0.1 we chose (the paper's is NOT FOUND), decorrelates less than VICReg's squared one. VICReg-ctr "
+        "is the best method of the study.",
+    ("jha-center", INCONCLUSIVE):
+        "Four of the five predictions hold over the study's 99 runs. The healthy runs (kNN at or above the random "
+        "encoder's, 66 runs) see their center norm fall during training and keep it well below their "
+        "augmentation-mean norm, and both statistics separate them from the collapsed runs (kNN at least 10 points "
+        "below the random encoder's, 8 runs). What does not hold across the board is 'completely collapsed runs "
+        "have a center norm near 1'. The BYOL collapses reach 1.00 and the linear-predictor ones about 0.9, but the "
+        "collapsed SimSiam runs without stop-gradient stay at 0.36-0.44 behind SimSiam's output BatchNorm (see "
+        "tian-stop-gradient). The group's mean, 0.81 ± 0.26, is therefore not above 0.9 by 2 SE. The center vector "
+        "detects collapse only where nothing normalises the batch mean away; the effective rank (7.6 collapsed vs 44 "
+        "healthy) detects both kinds.",
+    ("jha-penalty", INCONCLUSIVE):
+        "The center penalty keeps the center vector small (0.26), and nothing collapses completely. But its kNN "
+        "(0.656) is level with the untrained encoder's (0.652): in 312 steps it learns nothing better than the "
+        "random features it starts from. Its effective rank is 8 of 128. Alignment plus a penalty on the mean alone "
+        "leaves the embeddings free to crowd into a few dimensions (a dimensional collapse), which Jha et al.'s "
+        "objective does not address and their toy experiments could not show.",
+    ("jha-simsiam", FAILS):
+        "As in tian-predictor, SimSiam without its predictor loses 5 points and collapses to effective rank 6, but "
+        f"its center norm stays at 0.24: {_BN}.",
+}

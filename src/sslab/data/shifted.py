@@ -5,8 +5,8 @@ representations, so trained methods (0.92-0.95) and collapsed ones (0.91) look a
 digit of the same 5,000 MNIST images is rescaled to 60-100 % of its size (17-28 px), placed at a
 random position on a 40x40 black canvas and drawn at a random intensity (50-100 % of its
 brightness, so white-on-black polarity is kept). Those are exactly the nuisances the views remove:
-random resized crops (30-100 % of the image) teach invariance to position and scale, brightness
-and contrast jitter to intensity. Raw pixels lose most of their nearest neighbours (a shifted digit
+random resized crops (60-100 % of the canvas in the shifted_mnist recipes) teach invariance to
+position and scale, brightness and contrast jitter to intensity. Raw pixels lose most of their nearest neighbours (a shifted digit
 overlaps little with its class-mates) and a random encoder keeps position in its features, while a
 trained encoder learns the digit. What was tried before choosing this (issue 12): MNIST-M-style
 photo backgrounds (instance discrimination leans on each sample's unique background), random
