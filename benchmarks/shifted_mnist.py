@@ -18,12 +18,11 @@ import os
 from pathlib import Path
 
 from sslab.claims.runs import run_arms
-from sslab.claims.stats import summarize
-from sslab.claims.study import Arm
+from sslab.claims.stats import mean_std
+from sslab.claims.study import ARMS, Arm
 from sslab.methods import METHODS
 
-ABLATIONS = {"byol_no_predictor": Arm("byol", {"predictor": "none"}),
-             "simsiam_no_stop_gradient": Arm("simsiam", {"stop_gradient": False})}
+ABLATIONS = {name: ARMS[name] for name in ("byol_no_predictor", "simsiam_no_stop_gradient")}  # the study's arms
 
 
 def arms_for(methods: list[str], ablations: bool) -> dict[str, Arm]:
@@ -37,24 +36,17 @@ def table(records: list[dict]) -> tuple[list[str], dict]:
     for r in records:
         by_arm.setdefault(r["arm"], []).append(r)
     rows, data = [], {}
-
-    def cell(xs: list[float]) -> str:
-        if not xs:
-            return "-"
-        s = summarize(xs)
-        return f"{s.mean:.3f} ± {s.std:.3f}" if s.n > 1 else f"{s.mean:.3f}"
-
     baselines = [r["baselines"] for r in records if r.get("baselines")]
     for name, key in (("raw pixels", "raw_pixel"), ("random encoder", "random_init")):
         knn = [b[f"{key}_knn_top1"] for b in baselines]
         lin = [b[f"{key}_linear_top1"] for b in baselines if b.get(f"{key}_linear_top1") is not None]
-        rows.append((name, cell(knn), cell(lin), "-", str(len(knn))))
+        rows.append((name, mean_std(knn), mean_std(lin), "-", str(len(knn))))
         data[name] = {"knn": knn, "linear": lin}
     for arm, runs in by_arm.items():
         ok = [r for r in runs if "metrics" in r]
         knn, lin = [r["metrics"]["knn"] for r in ok], [r["metrics"]["linear"] for r in ok if "linear" in r["metrics"]]
         secs = [r["seconds"] for r in ok]
-        rows.append((arm, cell(knn), cell(lin), f"{sum(secs) / max(len(secs), 1):.0f}", str(len(ok))))
+        rows.append((arm, mean_std(knn), mean_std(lin), f"{sum(secs) / max(len(secs), 1):.0f}", str(len(ok))))
         data[arm] = {"knn": knn, "linear": lin, "seconds": secs, "failed": [r["failed"] for r in runs if r.get("failed")]}
     header = ("run", "kNN top-1", "linear top-1", "wall s", "seeds")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]

@@ -92,18 +92,15 @@ def judge(part: Part, vals: Values) -> dict[str, Any]:
 def evaluate(claim: Claim, vals: Values) -> dict[str, Any]:
     parts = [judge(p, vals) for p in claim.parts]
     verdict = stats.combine(p["verdict"] for p in parts)
-    return {"id": claim.id, "paper": claim.paper, "claim": claim.claim, "source": claim.source, "verdict": verdict,
+    return {"id": claim.id, "paper": claim.paper, "claim": claim.claim, "source": claim.source, "plot": claim.plot,
+            "verdict": verdict,
             "parts": parts, "arms": list(claim.shown_arms()), "explanation": EXPLANATIONS.get((claim.id, verdict), "")}
 
 
 # --------------------------------------------------------------------------- report
 
 def _cell(vals: Values, arm: str, metric: str, digits: int = 3) -> str:
-    xs = vals.get(arm, {}).get(metric)
-    if not xs:
-        return "-"
-    s = stats.summarize(xs)
-    return f"{s.mean:.{digits}f} ± {s.std:.{digits}f}" if s.n > 1 else f"{s.mean:.{digits}f}"
+    return stats.mean_std(vals.get(arm, {}).get(metric), digits)
 
 
 def _arm_note(arm: str) -> str:
@@ -117,19 +114,25 @@ def _arm_note(arm: str) -> str:
     return "; ".join(x for x in (f"`{a.method}`" + (f" {changes}" if changes else ""), a.note) if x)
 
 
-def claim_section(result: dict[str, Any], vals: Values) -> list[str]:
-    lines = [f"### {result['id']}: {result['verdict']}", "",
-             f"**{result['paper']}** ({result['source']}): {result['claim']}", ""]
-    timing = any(a.startswith("predictor_cost") for a in result["arms"])
-    lines += ["| arm | setting | runs | kNN | center norm | aug-mean norm | eff. rank |" + (" ms/step |" if timing else ""),
-              "| --- " * (7 + timing) + "|"]
-    for arm in result["arms"]:
+def arm_table(vals: Values, arms: list[str]) -> list[str]:
+    """The arms' runs, kNN and diagnostics (mean ± std), with the ms/step column when a timing arm is among them."""
+    timing = any(ARMS[a].timing for a in arms if a in ARMS)
+    lines = ["| arm | setting | runs | kNN | center norm | aug-mean norm | eff. rank |" + (" ms/step |" if timing else ""),
+             "| --- " * (7 + timing) + "|"]
+    for arm in arms:
         n = max((len(v) for v in vals.get(arm, {}).values()), default=0)
         row = [arm, _arm_note(arm), str(n), _cell(vals, arm, "knn"), _cell(vals, arm, "center_norm", 2),
                _cell(vals, arm, "aug_mean_norm", 2), _cell(vals, arm, "effective_rank", 1)]
         if timing:
             row.append(_cell(vals, arm, "predictor_ms", 3))
         lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def claim_section(result: dict[str, Any], vals: Values) -> list[str]:
+    lines = [f"### {result['id']}: {result['verdict']}", "",
+             f"**{result['paper']}** ({result['source']}): {result['claim']}", ""]
+    lines += arm_table(vals, result["arms"])
     lines += ["", "| prediction | difference ± SE | verdict |", "| --- | --- | --- |"]
     for p in result["parts"]:
         diff = f"{p['difference']:+.3f} ± {p['se']:.3f}" if p["se"] is not None else "-"
@@ -260,15 +263,9 @@ def write_report(results: list[dict], records: list[dict], report: Path, header:
     lines += ["", "## Claims", ""]
     for r in results:
         lines += claim_section(r, vals)
-        plot = next((c.plot for c in _claims_by_id() if c.id == r["id"]), "")
-        if plot and plot in figures:
-            lines += [f"![{r['id']}]({rel}/{figures[plot]})", ""]
-    lines += ["## Every arm", "", f"![kNN of every arm]({rel}/{figures['knn.png']})", "",
-              "| arm | setting | runs | kNN | center norm | aug-mean norm | eff. rank |", "| --- " * 7 + "|"]
-    for arm in arms:
-        n = len(vals[arm].get("knn", vals[arm].get("predictor_ms", [])))
-        lines.append(f"| {arm} | {_arm_note(arm)} | {n} | {_cell(vals, arm, 'knn')} | {_cell(vals, arm, 'center_norm', 2)} "
-                     f"| {_cell(vals, arm, 'aug_mean_norm', 2)} | {_cell(vals, arm, 'effective_rank', 1)} |")
+        if r["plot"] in figures:
+            lines += [f"![{r['id']}]({rel}/{figures[r['plot']]})", ""]
+    lines += ["## Every arm", "", f"![kNN of every arm]({rel}/{figures['knn.png']})", "", *arm_table(vals, arms)]
     failed = [r for r in records if r.get("failed")]
     if failed:
         lines += ["", "Failed runs (left out of the tables): " + "; ".join(f"{r['arm']} seed {r['seed']}: {r['failed']}"
@@ -277,9 +274,3 @@ def write_report(results: list[dict], records: list[dict], report: Path, header:
     atomic_write_text(json.dumps({**header, "claims": results, "runs": records}, indent=1) + "\n", assets / "claims.json")
     atomic_write_text("\n".join(lines) + "\n", report)
     return report
-
-
-def _claims_by_id() -> tuple[Claim, ...]:
-    from .study import CLAIMS
-
-    return CLAIMS

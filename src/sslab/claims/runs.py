@@ -199,15 +199,15 @@ def run_arms(arms: Mapping[str, Arm], seeds: Iterable[int], out: Path, settings:
     say = progress or (lambda s: print(s, file=sys.stderr, flush=True))
     seeds, settings = list(seeds), tuple(settings)
     records: list[dict[str, Any]] = []
-    todo = []
+    todo, timings = [], []
     for name, arm in arms.items():
         for seed in seeds:
-            if arm.timing:
-                continue
             folder = out / "runs" / f"{name}-s{seed}"
             kept = _reusable(folder, overrides_of(arm, seed, settings))
             if kept is not None:
                 records.append(kept)
+            elif arm.timing:
+                timings.append((name, arm, seed, folder))
             else:  # new, half-finished or of other settings: the worker resumes or sets the old folder aside
                 todo.append((name, arm, seed, str(folder)))
     if records:
@@ -232,15 +232,10 @@ def run_arms(arms: Mapping[str, Arm], seeds: Iterable[int], out: Path, settings:
                 what = rec.get("failed") or f"kNN {m['knn']:.3f}, center {m.get('center_norm', float('nan')):.2f}"
                 say(f"[{i}/{len(todo)}] {rec['arm']} seed {rec['seed']}: {what} ({rec['seconds']:.0f} s; "
                     f"{time.perf_counter() - t0:.0f} s so far)")
-    for name, arm in arms.items():
-        if arm.timing:
-            for seed in seeds:
-                folder = out / "runs" / f"{name}-s{seed}"
-                rec = _reusable(folder, overrides_of(arm, seed, settings))
-                if rec is None:
-                    rec = time_predictor(name, arm, seed, settings, timing_steps)
-                    folder.mkdir(parents=True, exist_ok=True)
-                    atomic_write_text(json.dumps(rec) + "\n", folder / "record.json")
-                    say(f"{name} seed {seed}: {rec['metrics']['predictor_ms']:.3f} ms per step")
-                records.append(rec)
+    for name, arm, seed, folder in timings:
+        rec = time_predictor(name, arm, seed, settings, timing_steps)
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json.dumps(rec) + "\n", folder / "record.json")
+        say(f"{name} seed {seed}: {rec['metrics']['predictor_ms']:.3f} ms per step")
+        records.append(rec)
     return records

@@ -38,6 +38,15 @@ class Summary:
         return f"{self.mean:.3f} ± {self.std:.3f}"
 
 
+def mean_std(values: Iterable[float] | None, digits: int = 3) -> str:
+    """``"mean ± std"`` of the values (the mean alone for one value, ``-`` for none): a table cell."""
+    xs = list(values or ())
+    if not xs:
+        return "-"
+    s = summarize(xs)
+    return f"{s.mean:.{digits}f} ± {s.std:.{digits}f}" if s.n > 1 else f"{s.mean:.{digits}f}"
+
+
 def summarize(values: Iterable[float]) -> Summary:
     xs = [float(v) for v in values]
     if not xs:
