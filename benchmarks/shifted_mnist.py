@@ -6,7 +6,7 @@ The runs go through the claims study's runner (``sslab.claims.runs``): parallel 
 workers, and a run already finished in ``--out`` is kept, so a stopped benchmark continues.
 
     python benchmarks/shifted_mnist.py                             # byol, simclr, simsiam, the ablations; seeds 0 1 2
-    python benchmarks/shifted_mnist.py --methods all --seeds 0     # every method once (docs/methods.md's column)
+    python benchmarks/shifted_mnist.py --methods all --seeds 0 --no-ablations --markdown   # docs/methods.md's table
     python benchmarks/shifted_mnist.py --jobs 1                    # one run at a time on all cores (wall times alone)
 """
 
@@ -36,7 +36,7 @@ def table(records: list[dict]) -> tuple[list[str], dict]:
     for r in records:
         by_arm.setdefault(r["arm"], []).append(r)
     rows, data = [], {}
-    baselines = [r["baselines"] for r in records if r.get("baselines")]
+    baselines = list({r["seed"]: r["baselines"] for r in records if r.get("baselines")}.values())  # one per seed
     for name, key in (("raw pixels", "raw_pixel"), ("random encoder", "random_init")):
         knn = [b[f"{key}_knn_top1"] for b in baselines]
         lin = [b[f"{key}_linear_top1"] for b in baselines if b.get(f"{key}_linear_top1") is not None]
@@ -54,6 +54,24 @@ def table(records: list[dict]) -> tuple[list[str], dict]:
     return lines, data
 
 
+def markdown(records: list[dict]) -> str:
+    """docs/methods.md's table: per run, kNN and linear top-1, kNN over the random encoder of the same seed,
+    the probe set's center norm and effective rank at the end, wall seconds."""
+    random_knn = {r["seed"]: r["baselines"]["random_init_knn_top1"] for r in records if r.get("baselines")}
+    lines = ["| run | family | kNN top-1 | linear top-1 | kNN − random encoder | center norm | effective rank | wall |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in records:
+        if "metrics" not in r:
+            lines.append(f"| `{r['arm']}` (seed {r['seed']}) | failed: {r.get('failed')} | | | | | | |")
+            continue
+        m, base = r["metrics"], random_knn.get(r["seed"])
+        gain = f"{100 * (m['knn'] - base):+.1f}" if base is not None else "-"
+        lines.append(f"| `{r['arm']}` (seed {r['seed']}) | {METHODS[r['method']].family} | {m['knn']:.3f} | "
+                     f"{m['linear']:.3f} | {gain} | {m['center_norm']:.2f} | {m['effective_rank']:.1f} | "
+                     f"{r['seconds']:.0f} s |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--methods", nargs="+", default=["byol", "simclr", "simsiam"], help="method names, or all")
@@ -62,12 +80,15 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default="runs/bench-shifted_mnist")
     p.add_argument("--json", default=None, help="default <out>/shifted_mnist.json")
+    p.add_argument("--markdown", action="store_true", help="also print the per-run table of docs/methods.md")
     args = p.parse_args()
     methods = list(METHODS) if args.methods == ["all"] else args.methods
     out = Path(args.out)
     records = run_arms(arms_for(methods, not args.no_ablations), args.seeds, out, jobs=args.jobs)
     lines, data = table(records)
     print("\n".join(lines))
+    if args.markdown:
+        print(markdown(records))
     path = Path(args.json) if args.json else out / "shifted_mnist.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"jobs": args.jobs, "cores": os.cpu_count(), "seeds": args.seeds, "summary": data,
