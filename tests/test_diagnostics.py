@@ -121,3 +121,36 @@ def test_duality_stats_hand_cases_bounds_and_theorem():
     one = dg.duality_stats(torch.ones(50, 1) * torch.tensor([[0.0, 3.0, 0.0, 0.0]]))  # complete collapse on one axis
     assert one["gram_offdiag_mean"] == pytest.approx(1.0) and one["gram_offdiag_var"] == pytest.approx(0.0, abs=1e-12)
     assert one["rows4"] == pytest.approx(one["rows4_upper"]) and one["rows4_ratio"] == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("n,d", [(48, 300), (20, 21)])
+def test_gram_route_for_wide_batches_equals_the_covariance_route(n, d):
+    """N < D: spectra, ranks and the duality criteria from the N x N Gram matrix equal the D x D
+    covariance / SVD computations they replace (float64, 1e-8 of the largest value)."""
+    from sslab.diagnostics.duality import duality_stats
+    from sslab.diagnostics.spectrum import effective_rank, rankme, spectrum
+
+    g = torch.Generator().manual_seed(0)
+    z = (torch.randn(n, 6, generator=g, dtype=torch.float64) @ torch.randn(6, d, generator=g, dtype=torch.float64)
+         + 0.05 * torch.randn(n, d, generator=g, dtype=torch.float64) + 0.3)  # a few strong directions, a centre
+    cov = torch.cov(z.T)
+    ref = torch.linalg.eigvalsh(cov).flip(0).clamp(min=0)
+    ours = spectrum(z, gather_distributed=False)
+    assert ours.shape == (d,) and torch.allclose(ours, ref, atol=1e-8 * float(ref[0]), rtol=0)
+    sd = torch.diagonal(cov).sqrt()
+    ref_corr = torch.linalg.eigvalsh(cov / torch.outer(sd, sd)).flip(0).clamp(min=0)
+    assert torch.allclose(spectrum(z, correlation=True, gather_distributed=False), ref_corr, atol=1e-8 * float(ref_corr[0]))
+
+    def entropy_rank(s, eps=0.0):
+        p = s / s.sum() + eps
+        p = p[p > 0]
+        return float(torch.exp(-(p * p.log()).sum()))
+
+    assert effective_rank(z, gather_distributed=False) == pytest.approx(
+        entropy_rank(torch.linalg.svdvals(z - z.mean(0))), rel=1e-8)
+    assert rankme(z, gather_distributed=False) == pytest.approx(entropy_rank(torch.linalg.svdvals(z), 1e-7), rel=1e-8)
+    u = torch.nn.functional.normalize(z, dim=1)
+    kkt = u.T @ u
+    stats = duality_stats(z, gather_distributed=False)
+    assert stats["l_nc"] == pytest.approx(float(kkt.pow(2).sum() - torch.diagonal(kkt).pow(2).sum()), rel=1e-10)
+    assert stats["rows4"] == pytest.approx(float(torch.diagonal(kkt).pow(2).sum()), rel=1e-10)

@@ -23,7 +23,7 @@ PACKAGE = SRC / "sslab"
 PURE = ("sslab.losses", "sslab.nets", "sslab.data", "sslab.optim", "sslab.diagnostics", "sslab.theory", "sslab.figures",
         "sslab.io")
 ABOVE_PURE = ("sslab.methods", "sslab.engine", "sslab.analysis", "sslab.cli", "sslab.build", "sslab.evaluate",
-              "sslab.export", "sslab.reproduce", "sslab.claims")
+              "sslab.export", "sslab.reproduce", "sslab.claims", "sslab.bench")
 LIGHTNING = ("lightning", "pytorch_lightning")
 
 #: (what the rule is about, the modules it applies to, the imports they must not make)
@@ -37,9 +37,10 @@ RULES = (
      ("sslab.build",), ("sslab.engine", "sslab.analysis", "sslab.cli")),
     ("evaluation and analysis sit beside the engine, not on it (sslab eval / analyze load no Lightning)",
      ("sslab.evaluate", "sslab.evaluation", "sslab.analysis", "sslab.export"),
-     ("sslab.engine", "sslab.cli", "sslab.reproduce", "sslab.claims")),
-    ("reproductions and the claims study train through the engine; only the command line sits above them",
-     ("sslab.engine", "sslab.build", "sslab.config", "sslab.registry", "sslab.methods"), ("sslab.reproduce", "sslab.claims")),
+     ("sslab.engine", "sslab.cli", "sslab.reproduce", "sslab.claims", "sslab.bench")),
+    ("reproductions, the claims study and the benchmark train through the engine; only the command line sits above them",
+     ("sslab.engine", "sslab.build", "sslab.config", "sslab.registry", "sslab.methods"),
+     ("sslab.reproduce", "sslab.claims", "sslab.bench")),
 )
 
 

@@ -176,5 +176,6 @@ def test_teacher_temperature_schedule_is_officials_linspace():
     m.configure_schedule(steps_per_epoch=3, total_steps=30)
     expected = np.concatenate([np.linspace(0.04, 0.07, 5), np.ones(5) * 0.07])
     for epoch in range(10):
-        m.steps_done.fill_(epoch * 3 + 1)
+        m.after_step(epoch * 3 + 1, 30)  # what the engine calls: the step count and the temperature forward reads
         assert m.current_teacher_temp() == pytest.approx(expected[epoch])
+        assert float(m.teacher_temp_now) == pytest.approx(expected[epoch])

@@ -218,3 +218,31 @@ def test_docs_methods_table_is_generated_from_the_specs():
     from sslab.registry import methods_table
 
     assert methods_table() in (DOCS / "methods.md").read_text(), "regenerate with sslab.registry.methods_table()"
+
+
+def test_multicrop_views_of_one_resolution_go_through_the_network_together():
+    """Official DINO / SwAV MultiCropWrapper: one backbone call per resolution (BatchNorm statistics over those
+    crops together), outputs split back per view; DINO's teacher sees its two global crops in one call."""
+    from sslab.methods.base import by_resolution
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten())
+    calls = []
+    net.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randn(5, 3, 16, 16, generator=g) for _ in range(2)] + [torch.randn(5, 3, 8, 8, generator=g)
+                                                                          for _ in range(3)]
+    out = by_resolution(net, views)
+    assert calls == [10, 15] and [o.shape for o in out] == [(5, 4)] * 5
+    assert torch.allclose(torch.cat(out[:2]), net(torch.cat(views[:2])), atol=1e-6)
+    assert not torch.allclose(out[0], net(views[0]), atol=1e-4)  # batch statistics over both global crops
+
+    from sslab.methods import build_method
+    from sslab.nets import create_backbone
+
+    dino = build_method("dino", create_backbone("convnet", in_channels=3), out_dim=64, proj_hidden_dim=32,
+                        bottleneck_dim=16)
+    teacher_calls = []
+    dino.teacher.network.register_forward_hook(lambda m, i, o: teacher_calls.append(i[0].shape[0]))
+    dino([torch.randn(4, 3, 28, 28) for _ in range(2)] + [torch.randn(4, 3, 12, 12) for _ in range(2)])
+    assert teacher_calls == [8]

@@ -120,6 +120,29 @@ def _ints(text: str | None) -> list[int] | None:
         raise ValueError(f"--seeds wants comma-separated integers, e.g. 0,1,2; got '{text}'") from None
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from .bench.run import DEFAULT_METHODS, run_bench
+    from .engine.train import _quiet_lightning
+    from .methods import method_spec
+
+    device = torch.device(args.device) if args.device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: no CUDA device here; valid choices: cpu")
+    gpu = device.type == "cuda"
+    methods = args.methods or list(DEFAULT_METHODS)
+    for m in methods:
+        method_spec(m)  # one-line error for an unknown name
+    _quiet_lightning()
+    workers = args.workers if args.workers is not None else sorted({0, 1, 2, min(8, os.cpu_count() or 1)})
+    run_bench(methods, args.sizes or ([32, 96, 224] if gpu else [28]), args.batch or [256 if gpu else 128],
+              args.precision or (["bf16-mixed"] if gpu else ["32-true"]), device, steps=args.steps, warmup=args.warmup,
+              workers=workers or None, diagnostics=not args.no_diagnostics, out=args.out,
+              echo=lambda text: print(text, flush=True))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from .registry import listing
 
@@ -170,6 +193,18 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seeds", help="claims: comma-separated seeds (default 0,1,2; --quick: 0)")
     r.add_argument("--arms", help="claims: comma-separated arms (default: all; --quick: a few)")
     r.set_defaults(func=cmd_reproduce)
+    b = sub.add_parser("bench", help="training-step speed, floor ratio, phases and syncs on synthetic data (JSON out)")
+    b.add_argument("--methods", nargs="+", help="default: simclr byol simsiam vicreg barlow_twins directpred directcopy")
+    b.add_argument("--sizes", nargs="+", type=int, help="image sides, from 28 32 96 224 (default: 28 on CPU, 32 96 224 on GPU)")
+    b.add_argument("--batch", nargs="+", type=int, help="batch sizes (default: 128 on CPU, 256 on GPU)")
+    b.add_argument("--precision", nargs="+", help="32-true | bf16-mixed | 16-mixed (default: 32-true on CPU, bf16-mixed on GPU)")
+    b.add_argument("--steps", type=int, default=50, help="timed steps per measurement (default 50)")
+    b.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
+    b.add_argument("--workers", nargs="*", type=int, help="ImageFolder loader worker counts (default 0 1 2 up to 8; none: skip)")
+    b.add_argument("--no-diagnostics", action="store_true", help="skip timing the diagnostics")
+    b.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    b.add_argument("--out", default="runs/bench.json", help="JSON file (default runs/bench.json)")
+    b.set_defaults(func=cmd_bench)
     ls = sub.add_parser("list", help="list methods, datasets, backbones or recipes")
     ls.add_argument("what", nargs="?", default="all", choices=["all", "methods", "datasets", "backbones", "recipes"])
     ls.set_defaults(func=cmd_list)

@@ -51,6 +51,16 @@ class OptimConfig:
 
 
 @dataclass
+class DDPConfig:
+    """Options of PyTorch's DistributedDataParallel, used when training on more than one process."""
+
+    broadcast_buffers: bool = True  # rank 0's buffers (BatchNorm statistics, queues) copied to all ranks each forward
+    gradient_as_bucket_view: bool = True  # gradients are views into DDP's all-reduce buckets: one copy less
+    static_graph: bool = False  # the same parameters used every step: lets DDP skip its per-step bookkeeping
+    find_unused_parameters: bool = False  # needed only when some parameters get no gradient in a step
+
+
+@dataclass
 class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
@@ -98,10 +108,16 @@ class Config:
     accelerator: str = "auto"
     devices: int = 1
     num_nodes: int = 1
-    strategy: str = "auto"
+    strategy: str = "auto"  # Lightning's name; several processes (auto or ddp) train with DDP and the `ddp` options
+    ddp: DDPConfig = field(default_factory=DDPConfig)
     # DDP: BatchNorm statistics over the global batch (official VICReg, Barlow Twins, SimSiam, SwAV, MoCo v3, BYOL)
     sync_batchnorm: bool = False
-    precision: str = "32-true"
+    precision: str = "auto"  # auto: bf16-mixed on a GPU that has bf16 (16-mixed on one without), 32-true on CPU
+    tf32: bool = True  # GPU: TF32 tensor cores for float32 matmuls and convolutions (float32 matmul precision high)
+    cudnn_benchmark: bool = True  # GPU: let cuDNN time its algorithms for each shape (off when deterministic)
+    compile: bool = False  # torch.compile the method (in place: checkpoints keep their keys)
+    compile_args: dict[str, Any] = field(default_factory=dict)  # to Module.compile, e.g. {mode: max-autotune}
+    checkpoint_every: int = 1  # epochs between checkpoints; the last epoch is always written
     num_workers: int = 4  # imagefolder decoding workers
     channels_last: bool = True
     log_every_n_steps: int = 10
@@ -198,10 +214,10 @@ def _route(flat: dict[str, Any], method_keys: set[str]) -> dict[str, Any]:
 
 
 def _flatten(d: dict[str, Any]) -> dict[str, Any]:
-    """Recipe mapping -> override keys: ``optim``/``eval``/``diagnostics`` sections dotted, ``method_args`` unnested."""
+    """Recipe mapping -> override keys: ``optim``/``eval``/``diagnostics``/``ddp`` sections dotted, ``method_args`` unnested."""
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict) and k in ("optim", "eval", "diagnostics"):
+        if isinstance(v, dict) and k in ("optim", "eval", "diagnostics", "ddp"):
             out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
         elif isinstance(v, dict) and k == "method_args":
             out.update(v)

@@ -13,6 +13,7 @@ makes a resumed run draw the same views as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -129,7 +130,7 @@ def grayscale(x: torch.Tensor) -> torch.Tensor:
     """Luma of an RGB batch, kept with 3 channels; a 1-channel batch is returned unchanged."""
     if x.shape[1] == 1:
         return x
-    w = x.new_tensor(GRAY_WEIGHTS).view(1, 3, 1, 1)
+    w = _constant(GRAY_WEIGHTS, x).view(1, 3, 1, 1)
     return (x * w).sum(1, keepdim=True).expand_as(x)
 
 
@@ -197,37 +198,58 @@ def _coin(n: int, p: float, g: torch.Generator, device: torch.device) -> torch.T
     return torch.rand(n, generator=g, device=device) < p
 
 
+BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)
+
+
 def color_jitter(x: torch.Tensor, spec: ViewSpec, g: torch.Generator) -> torch.Tensor:
-    """torchvision ``ColorJitter`` semantics with per-sample factors and a per-sample op order."""
+    """torchvision ``ColorJitter`` semantics with per-sample factors and a per-sample op order.
+
+    Brightness, contrast and saturation are one blend ``f·x + (1 − f)·t`` towards a target ``t``
+    (black, the mean grey level, the grey image), so each stage of the random order is one blend
+    whose target and factor are chosen per sample, plus the hue rotation where a sample's stage is
+    hue. Everything is selected with masks on the device: no sample index ever reaches the host
+    (a gather by index would make every step wait for the GPU).
+    """
     b, dev = x.shape[0], x.device
-    ops = []
-    if spec.brightness > 0:
-        f = _uniform(b, max(0.0, 1 - spec.brightness), 1 + spec.brightness, g, dev)
-        ops.append(lambda y, idx, f=f: adjust_brightness(y, f[idx]))
-    if spec.contrast > 0:
-        f = _uniform(b, max(0.0, 1 - spec.contrast), 1 + spec.contrast, g, dev)
-        ops.append(lambda y, idx, f=f: adjust_contrast(y, f[idx]))
-    if spec.saturation > 0 and x.shape[1] == 3:
-        f = _uniform(b, max(0.0, 1 - spec.saturation), 1 + spec.saturation, g, dev)
-        ops.append(lambda y, idx, f=f: adjust_saturation(y, f[idx]))
-    if spec.hue > 0 and x.shape[1] == 3:
-        f = _uniform(b, -spec.hue, spec.hue, g, dev)
-        ops.append(lambda y, idx, f=f: adjust_hue(y, f[idx]))
+    colour = x.shape[1] == 3
+    ops, factors = [], []
+    for op, strength, on in ((BRIGHTNESS, spec.brightness, True), (CONTRAST, spec.contrast, True),
+                             (SATURATION, spec.saturation, colour)):
+        if strength > 0 and on:
+            ops.append(op)
+            factors.append(_uniform(b, max(0.0, 1 - strength), 1 + strength, g, dev))
+    if spec.hue > 0 and colour:
+        ops.append(HUE)
+        factors.append(_uniform(b, -spec.hue, spec.hue, g, dev))
     if not ops:
         return x
+    factors = torch.stack(factors, 1)
+    column_of = {op: k for k, op in enumerate(ops)}
     order = torch.rand(b, len(ops), generator=g, device=dev).argsort(1)  # a random permutation per sample
     for stage in range(len(ops)):
-        out = x.clone()
-        for k, op in enumerate(ops):
-            idx = (order[:, stage] == k).nonzero()[:, 0]
-            if idx.numel():
-                out[idx] = op(x[idx], idx)
-        x = out
+        column = order[:, stage]  # which op each sample gets at this stage
+        f = factors.gather(1, column[:, None])[:, 0]
+        gray = grayscale(x)
+        target = gray  # saturation's
+        if CONTRAST in column_of:
+            target = torch.where(_per_sample(column == column_of[CONTRAST]), gray[:, :1].mean((1, 2, 3), keepdim=True),
+                                 target)
+        if BRIGHTNESS in column_of:
+            target = torch.where(_per_sample(column == column_of[BRIGHTNESS]), 0.0, target)
+        if HUE in column_of:
+            hue = column == column_of[HUE]
+            x = torch.where(_per_sample(hue), adjust_hue(x, f), _blend(x, target, torch.where(hue, 1.0, f)))
+        else:
+            x = _blend(x, target, f)
     return x
 
 
+def _per_sample(mask: torch.Tensor) -> torch.Tensor:
+    return mask.view(-1, 1, 1, 1)
+
+
 def _where(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.where(mask.view(-1, 1, 1, 1), a, b)
+    return torch.where(_per_sample(mask), a, b)
 
 
 def augment(images: torch.Tensor, spec: ViewSpec, generator: torch.Generator) -> torch.Tensor:
@@ -238,21 +260,16 @@ def augment(images: torch.Tensor, spec: ViewSpec, generator: torch.Generator) ->
     boxes = crop_boxes(b, h, w, spec.scale, spec.ratio, generator, dev)
     flip = _coin(b, spec.flip_p, generator, dev)
     x = resized_crop(x, boxes, spec.size, flip).clamp(0, 1)
+    # a transform applied with probability p runs on the whole batch and is kept where the coin says so
     if spec.jitter_p > 0:
         apply = _coin(b, spec.jitter_p, generator, dev)
-        idx = apply.nonzero()[:, 0]
-        if idx.numel():
-            x = x.clone()
-            x[idx] = color_jitter(x[idx], spec, generator)
+        x = _where(apply, color_jitter(x, spec, generator), x)
     if spec.grayscale_p > 0 and c == 3:
         x = _where(_coin(b, spec.grayscale_p, generator, dev), grayscale(x), x)
     if spec.blur_p > 0:
         apply = _coin(b, spec.blur_p, generator, dev)
         sigma = _uniform(b, *spec.blur_sigma, generator, dev)
-        idx = apply.nonzero()[:, 0]
-        if idx.numel():
-            x = x.clone()
-            x[idx] = gaussian_blur(x[idx], sigma[idx], spec.blur_kernel)
+        x = _where(apply, gaussian_blur(x, sigma, spec.blur_kernel), x)
     if spec.solarize_p > 0:
         sol = torch.where(x >= spec.solarize_threshold, 1 - x, x)
         x = _where(_coin(b, spec.solarize_p, generator, dev), sol, x)
@@ -262,9 +279,21 @@ def augment(images: torch.Tensor, spec: ViewSpec, generator: torch.Generator) ->
 def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """Per-channel ``(x - mean) / std``; a single value applies to every channel."""
     c = x.shape[1]
-    m = x.new_tensor(mean if len(mean) == c else mean[:1] * c).view(1, c, 1, 1)
-    s = x.new_tensor(std if len(std) == c else std[:1] * c).view(1, c, 1, 1)
+    m = _constant(tuple(mean) if len(mean) == c else tuple(mean[:1]) * c, x).view(1, c, 1, 1)
+    s = _constant(tuple(std) if len(std) == c else tuple(std[:1]) * c, x).view(1, c, 1, 1)
     return (x - m) / s
+
+
+def _constant(values: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+    """``values`` as a tensor on ``like``'s device and dtype, copied there once (a copy per call would
+    be a host-to-device transfer every step)."""
+    return _constant_on(values, like.device, like.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _constant_on(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    with torch.inference_mode(False):  # a normal tensor even when first asked for inside inference mode
+        return torch.tensor(values, device=device, dtype=dtype)
 
 
 @dataclass(frozen=True)

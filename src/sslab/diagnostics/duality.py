@@ -13,6 +13,10 @@ energy (the paper finds trained models within "a single-digit factor" of it) and
 dimension carries everything. Proposition 3.1's picture of a healthy batch: the off-diagonal
 Gram entries u_iᵀu_j have mean ≈ 0 and variance ≈ 1/M (random unit vectors), so
 ``gram_offdiag_var_ratio`` = M · var ≈ 1; under complete collapse every entry is 1 (mean 1, var 0).
+
+When N < M the M × M matrix KKᵀ is not formed: ‖KKᵀ‖_F² = tr(KKᵀKKᵀ) = ‖KᵀK‖_F², and its diagonal is
+the rows' squared norms, so L_nc comes from the N × N Gram matrix (Theorem 3.3 then holds by
+construction: ``identity_gap`` is checked only when both matrices are formed, N ≥ M).
 """
 
 from __future__ import annotations
@@ -34,10 +38,17 @@ def duality_stats(z: torch.Tensor, gather_distributed: bool = True) -> dict[str,
     z = z.detach().double()
     u = F.normalize(gather(z) if gather_distributed else z, dim=1)
     n, m = u.shape
-    gram, cov = u @ u.T, u.T @ u
-    gram_diag, cov_diag = torch.diagonal(gram), torch.diagonal(cov)
+    gram = u @ u.T
+    gram_diag = torch.diagonal(gram)
     l_c = float(gram.pow(2).sum() - gram_diag.pow(2).sum())
-    l_nc = float(cov.pow(2).sum() - cov_diag.pow(2).sum())
+    if n >= m:
+        cov = u.T @ u
+        cov_diag = torch.diagonal(cov)
+        cov_sq = cov.pow(2).sum()
+    else:  # ‖KKᵀ‖_F² = ‖KᵀK‖_F²: no M x M matrix
+        cov_diag = u.pow(2).sum(0)
+        cov_sq = gram.pow(2).sum()
+    l_nc = float(cov_sq - cov_diag.pow(2).sum())
     rows4, cols4 = float(cov_diag.pow(2).sum()), float(gram_diag.pow(2).sum())
     off = gram[~torch.eye(n, dtype=torch.bool, device=u.device)]
     both = l_c + cols4

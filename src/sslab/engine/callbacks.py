@@ -12,13 +12,16 @@ from ..evaluation import extract_features, knn_accuracy
 
 
 class EpochCheckpoint(pl.Callback):
-    """Writes ``path`` (atomically, through the trainer's checkpoint I/O) at the end of every epoch."""
+    """Writes ``path`` (atomically, through the trainer's checkpoint I/O) at the end of every ``every``-th
+    epoch and of the last one."""
 
-    def __init__(self, path) -> None:
-        self.path = str(path)
+    def __init__(self, path, every: int = 1) -> None:
+        self.path, self.every = str(path), max(1, every)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        trainer.save_checkpoint(self.path)
+        done = trainer.current_epoch + 1
+        if done % self.every == 0 or done >= (trainer.max_epochs or done):
+            trainer.save_checkpoint(self.path)
 
 
 class DataPlacement(pl.Callback):

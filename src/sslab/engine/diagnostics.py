@@ -60,6 +60,7 @@ class DiagnosticsMonitor(pl.Callback):
         step = trainer.global_step
         if not self.cfg.every or step % self.cfg.every:
             return
+        pl_module.raise_if_nonfinite()  # diagnostics read the model anyway: a non-finite one is an error, not a trace
         batch_stats = embedding_stats(*pl_module.last_embeddings[:2], center_threshold=self.cfg.center_threshold,
                                       dimensional_fraction=self.cfg.dimensional_fraction)
         probe = self.probe(pl_module, step)

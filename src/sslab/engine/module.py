@@ -4,6 +4,12 @@ Per step: uint8 batch -> views (generator seeded by ``(seed, global_step, rank)`
 run draws the same views) -> ``method(views)`` -> loss (+ the online linear probe's
 cross-entropy on detached features) -> optimiser step -> ``method.after_step`` -> callbacks.
 Every other scalar (0-dim tensor) the method returns is logged as ``method/<name>`` (epoch mean).
+
+Nothing in a step reads a tensor on the host (on a GPU that would make the CPU wait for every
+queued kernel, so it could never run ahead): the loss's finiteness is recorded on the device and
+read every ``check_every`` steps and at the end of each epoch, before any callback sees the model (the
+error still names the first bad step and its loss); the online probe masks unlabelled samples instead of gathering the labelled
+ones; metrics are accumulated by Lightning on the device and read when they are logged.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class SSLModule(pl.LightningModule):
         online_probe: bool = True,
         channels_last: bool = False,
         kill_at_step: int | None = None,
+        check_every: int = 10,
     ) -> None:
         super().__init__()
         self.method = method
@@ -52,6 +59,12 @@ class SSLModule(pl.LightningModule):
         self.seed = seed
         self.channels_last = channels_last
         self.kill_at_step = kill_at_step
+        self.check_every = max(1, check_every)
+        # the first non-finite loss: its step (-1: none yet) and value, kept on the device
+        self.register_buffer("nonfinite_step", torch.full((), -1, dtype=torch.long), persistent=False)
+        self.register_buffer("nonfinite_loss", torch.zeros(()), persistent=False)
+        # the online probe's (correct, labelled) counts of this epoch, summed on the device
+        self.register_buffer("probe_counts", torch.zeros(2, dtype=torch.long), persistent=False)
         method.configure_schedule(steps_per_epoch, self.total_steps)
 
     def make_views(self, images: torch.Tensor) -> list[torch.Tensor]:
@@ -63,15 +76,15 @@ class SSLModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels, _ = batch
-        out = self.method(self.make_views(images))
+        return self.step_loss(self.make_views(images), labels)
+
+    def step_loss(self, views: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """The loss to minimise on ``views`` (the method's, plus the online probe's), with its metrics logged."""
+        out = self.method(views)
         self.last_embeddings = [z.detach() for z in out["embeddings"]]  # for the diagnostics monitor
         loss = out["loss"]
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"loss is {loss.item()} at step {self.global_step}; lower optim.lr (now {self.optim_cfg.lr}) "
-                "or check the data and the method options"
-            )
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
+        self.record_nonfinite(loss)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, sync_dist=True)
         for name, value in out.items():  # the method's own scalars (DINO's teacher entropy and KL, the center's ‖s‖²)
             if name != "loss" and isinstance(value, torch.Tensor) and value.ndim == 0:
                 self.log(f"method/{name}", value.detach().float(), on_step=False, on_epoch=True, sync_dist=True)
@@ -80,15 +93,40 @@ class SSLModule(pl.LightningModule):
             self.log("train/z_std", z.std(0).mean(), on_step=False, on_epoch=True, sync_dist=True)
         total = loss
         if self.probe is not None:
+            # unlabelled samples (STL-10's, label -1) are masked out, not gathered out: the labelled count stays
+            # on the device; a batch without labels adds a zero loss and is left out of the accuracy
             labelled = labels >= 0
-            if labelled.any():
-                logits = self.probe(out["features"].detach()[labelled])
-                probe_loss = F.cross_entropy(logits, labels[labelled])
-                acc = (logits.argmax(1) == labels[labelled]).float().mean()
-                self.log("train/online_probe_loss", probe_loss, on_step=False, on_epoch=True, sync_dist=True)
-                self.log("train/online_probe_acc", acc, on_step=False, on_epoch=True, sync_dist=True)
-                total = total + probe_loss
+            count = labelled.sum()
+            weight = labelled.float() / count.clamp(min=1)
+            logits = self.probe(out["features"].detach())
+            probe_loss = (F.cross_entropy(logits, labels.clamp(min=0), reduction="none") * weight).sum()
+            self.probe_counts += torch.stack([((logits.argmax(1) == labels) & labelled).sum(), count])
+            self.log("train/online_probe_loss", probe_loss, on_step=False, on_epoch=True, sync_dist=True)
+            total = total + probe_loss
         return total
+
+    def record_nonfinite(self, loss: torch.Tensor) -> None:
+        """Remember the first non-finite loss on the device; :meth:`raise_if_nonfinite` reads it."""
+        first = ~torch.isfinite(loss.detach()) & (self.nonfinite_step < 0)
+        self.nonfinite_step.copy_(torch.where(first, self.global_step, self.nonfinite_step))
+        self.nonfinite_loss.copy_(torch.where(first, loss.detach().float(), self.nonfinite_loss))
+
+    def raise_if_nonfinite(self) -> None:
+        """One host read: raise :class:`NonFiniteLossError` naming the first bad step if there was one."""
+        step = int(self.nonfinite_step)
+        if step >= 0:
+            raise NonFiniteLossError(
+                f"loss is {float(self.nonfinite_loss)} at step {step}; lower optim.lr (now {self.optim_cfg.lr}) "
+                "or check the data and the method options"
+            )
+
+    def on_train_epoch_start(self) -> None:
+        self.probe_counts.zero_()
+
+    def on_train_epoch_end(self) -> None:
+        if self.probe is not None:  # the online probe's accuracy over the epoch (all ranks' counts summed)
+            counts = self.trainer.strategy.reduce(self.probe_counts.float(), reduce_op="sum")
+            self.log("train/online_probe_acc", counts[0] / counts[1].clamp(min=1))
 
     def on_before_optimizer_step(self, optimizer) -> None:
         self.method.before_optimizer_step(self.global_step)
@@ -107,11 +145,16 @@ class SSLModule(pl.LightningModule):
         # right after the update, before any callback looks at the model (the diagnostics monitor must see
         # DirectPred's reset predictor and the EMA target of this step); Lightning counts this step as
         # completed only after this hook returns, hence + 1
-        self.method.after_step(self.global_step + 1, self.total_steps)
+        done = self.global_step + 1
+        self.method.after_step(done, self.total_steps)
+        # before any callback sees the model: never a checkpoint, kNN or diagnostics of non-finite weights
+        if done % self.check_every == 0 or done % self.steps_per_epoch == 0:
+            self.raise_if_nonfinite()
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         step = self.global_step  # optimiser steps completed, including this one
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
+        if step % self.trainer.log_every_n_steps == 0:  # a host float sent to the device only when it is written
+            self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         if self.kill_at_step is not None and step >= self.kill_at_step:
             os._exit(137)  # fault injection: die like SIGKILL, no cleanup, no checkpoint
 

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -83,13 +84,18 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     world = cfg.devices * cfg.num_nodes if accelerator == "gpu" or cfg.devices > 1 else 1
+    precision = resolve_precision(cfg.precision, accelerator)
+    if accelerator == "gpu":
+        gpu_defaults(cfg)
+    if cfg.compile:  # in place (nn.Module.compile): the state_dict keeps its keys, checkpoints stay loadable
+        method.compile(**cfg.compile_args)
     loader = _loader(cfg, built.pretrain, world)
     steps_per_epoch = len(loader)
     if cfg.channels_last:
         method = method.to(memory_format=torch.channels_last)
     module = SSLModule(method, built.pipeline, cfg.optim, built.num_classes, steps_per_epoch, cfg.epochs, cfg.batch_size * world,
                        seed=cfg.seed, online_probe=cfg.eval.online_probe, channels_last=cfg.channels_last,
-                       kill_at_step=cfg.kill_at_step)
+                       kill_at_step=cfg.kill_at_step, check_every=cfg.log_every_n_steps)
     knn = KNNMonitor(built.train, built.test, size, *normalization(cfg), cfg.eval.knn_k, cfg.eval.knn_temperature,
                      cfg.eval.knn_every, channels_last=cfg.channels_last, num_workers=0)
     report = EpochReport(knn, cfg.batch_size * world)
@@ -98,11 +104,11 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
         trace.unlink(missing_ok=True)  # a new run in an old folder starts a new trace; a resumed one appends
     diag = DiagnosticsMonitor(probe_images(built.pretrain, cfg.diagnostics.probe_size), cfg.diagnostics, trace=trace)
     show_bar = cfg.progress and os.isatty(2)  # a live bar on a terminal; plain epoch lines in logs
-    checkpoint = EpochCheckpoint(ckpt)
+    checkpoint = EpochCheckpoint(ckpt, every=cfg.checkpoint_every)
     trainer = pl.Trainer(
-        accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
+        accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=strategy_of(cfg, world),
         sync_batchnorm=cfg.sync_batchnorm,
-        precision=cfg.precision, max_epochs=cfg.epochs, deterministic=cfg.deterministic,
+        precision=precision, max_epochs=cfg.epochs, deterministic=cfg.deterministic,
         enable_checkpointing=False,  # EpochCheckpoint writes last.ckpt itself
         logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")],
         callbacks=[knn, report, diag, checkpoint] + ([DataPlacement(loader)] if isinstance(loader, TensorBatches) else [])
@@ -140,11 +146,38 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
         "knn": {"k": cfg.eval.knn_k, "temperature": cfg.eval.knn_temperature, "split": info.test_split},
         "diagnostics": diag.final(module), "baselines": baselines, "resumed": resume, "seed": cfg.seed,
         "batch_size": cfg.batch_size * world,
-        "devices": world, "accelerator": accelerator, "torch": torch.__version__,
+        "devices": world, "accelerator": accelerator, "precision": precision, "torch": torch.__version__,
     }
     if trainer.is_global_zero:
         atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
     return summary
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto``: bf16 autocast on a GPU that has bf16 (Ampere and later), fp16 with loss scaling on an older
+    one, float32 on the CPU (where autocast is slower than float32); any other value as given."""
+    if precision != "auto":
+        return precision
+    if accelerator == "gpu":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def gpu_defaults(cfg: Config) -> None:
+    """TF32 tensor cores for float32 matmuls/convolutions and cuDNN autotuning, as ``cfg`` asks (the latter
+    never in a deterministic run)."""
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = cfg.tf32
+    torch.set_float32_matmul_precision("high" if cfg.tf32 else "highest")
+    torch.backends.cudnn.benchmark = cfg.cudnn_benchmark and not cfg.deterministic
+
+
+def strategy_of(cfg: Config, world: int):
+    """Lightning's strategy: with several processes and ``strategy`` auto or ddp, DDP with ``cfg.ddp``'s options."""
+    if world > 1 and cfg.strategy in ("auto", "ddp"):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        return DDPStrategy(**asdict(cfg.ddp))
+    return cfg.strategy
 
 
 def _metric(trainer, key: str) -> float | None:

@@ -61,9 +61,10 @@ def info_nce(
     elif negatives == "sq":
         sim = sim.pow(2)
     logits = sim / temperature
-    logits[rows, self_idx] = float("-inf")  # k != i
+    minus_inf = logits.new_full((), float("-inf"))  # filled on the device (``= float(...)`` copies from the host)
+    logits.index_put_((rows, self_idx), minus_inf)  # k != i
     if decoupled:
-        logits[rows, pos_idx] = float("-inf")  # DCL: negatives only in the denominator
+        logits.index_put_((rows, pos_idx), minus_inf)  # DCL: negatives only in the denominator
         return (torch.logsumexp(logits, 1) - positive / temperature).mean()
     logits[rows, pos_idx] = positive / temperature  # the positive keeps its raw cosine
     return F.cross_entropy(logits, pos_idx)
@@ -90,9 +91,10 @@ def spectral_contrastive(z1: torch.Tensor, z2: torch.Tensor, gather_distributed:
     cross = z1 @ b2.T  # (N, M)
     idx = torch.arange(n, device=z1.device)
     positive = cross[idx, idx + offset]
-    mask = torch.ones_like(cross, dtype=torch.bool)
-    mask[idx, idx + offset] = False
-    loss = -2 * positive.mean() + cross[mask].pow(2).mean()
+    pairs = torch.arange(cross.shape[1], device=z1.device)[None] == (idx + offset)[:, None]  # z_i with its own z_i^+
+    # the mean over the negatives, masked rather than gathered (a boolean gather's size is read on the host)
+    negative = cross.pow(2).masked_fill(pairs, 0.0).sum() / (n * (cross.shape[1] - 1))
+    loss = -2 * positive.mean() + negative
     return loss / mu if mu is not None else loss
 
 

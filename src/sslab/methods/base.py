@@ -25,6 +25,27 @@ def check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
         raise ValueError(f"unknown {name} '{value}'; valid choices: {', '.join(valid)}")
 
 
+def by_resolution(net: nn.Module, views: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``[net(v) for v in views]``, with consecutive views of one resolution passed in one call, as the
+    official DINO and SwAV ``MultiCropWrapper`` do: fewer, larger kernels, and BatchNorm statistics over
+    those views together (the official behaviour). The split sizes are batch sizes: no host read."""
+    out, i = [], 0
+    while i < len(views):
+        j = i + 1
+        while j < len(views) and views[j].shape[1:] == views[i].shape[1:]:
+            j += 1
+        group = views[i:j]
+        y = net(torch.cat(group) if len(group) > 1 else group[0])
+        out.extend(y.split([v.shape[0] for v in group]) if len(group) > 1 else [y])
+        i = j
+    return out
+
+
+def split_like(y: torch.Tensor, parts: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``y`` (computed on ``torch.cat(parts)``) split back into one piece per part."""
+    return list(y.split([p.shape[0] for p in parts]))
+
+
 class Part(nn.Module):
     """A piece of a method with its own state: it may read the current batch in ``forward`` but
     updates its buffers only in ``after_step`` (``step`` = optimiser steps completed, 1-based)."""

@@ -17,12 +17,12 @@ from torch import nn
 
 from ..losses import swav
 from ..nets import mlp
-from .base import SSLMethod
-from .parts import Queue
+from .base import SSLMethod, by_resolution, split_like
+from .parts import HostMirror, Queue
 from .spec import MethodSpec, register, standard_recipes
 
 
-class SwAV(SSLMethod):
+class SwAV(HostMirror, SSLMethod):
     """SwAV with ``num_prototypes`` K, ``temperature`` τ, Sinkhorn ``epsilon`` / ``sinkhorn_iterations``,
     ``queue_size`` (per rank and global crop; 0 = none) used from ``queue_start_epoch``, and the
     prototype freezing switches ``freeze_prototypes_steps`` / ``fixed_prototypes``."""
@@ -52,17 +52,29 @@ class SwAV(SSLMethod):
         return F.normalize(self.projector(features), dim=1)
 
     def forward(self, views: list[torch.Tensor]) -> dict:
-        feats = [self.backbone(v) for v in views]
-        z = [self.embed(f) for f in feats]
+        # official: crops of one resolution through the backbone together, then the head on all crops at once
+        feats = by_resolution(self.backbone, views)
+        z = split_like(self.embed(torch.cat(feats)), feats)
         scores = [self.prototypes(zi) for zi in z]
         queue_scores = None
-        if self.training and self.queues is not None and self.epoch_of(int(self.steps_done)) >= self.queue_start_epoch:
+        if self.training and self.queues is not None and self.queue_started:
             # official: the queue joins the codes once it is full; this batch enters it after the step
             queue_scores = [self.prototypes(q.keys).detach() if q.full else None for q in self.queues]
             for q, zi in zip(self.queues, z[:2]):
                 q.stage(zi)
         loss = swav(scores, self.temperature, self.epsilon, self.sinkhorn_iterations, (0, 1), queue_scores)
         return {"loss": loss, "features": feats[0], "embeddings": z[:2]}
+
+    @property
+    def queue_started(self) -> bool:
+        """Whether this epoch uses the queue (a bool that flips once: a compiled forward recompiles once)."""
+        if "queue_started" not in self.__dict__:
+            self.__dict__["queue_started"] = self.epoch_of(self.host_int("steps_done")) >= self.queue_start_epoch
+        return self.__dict__["queue_started"]
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.__dict__.pop("queue_started", None)
 
     @torch.no_grad()
     def normalize_prototypes(self) -> None:
@@ -77,7 +89,8 @@ class SwAV(SSLMethod):
     def after_step(self, step: int, total_steps: int) -> None:
         super().after_step(step, total_steps)
         self.normalize_prototypes()
-        self.steps_done.fill_(step)
+        self.set_int("steps_done", step)  # buffer and host copy
+        self.__dict__.pop("queue_started", None)
 
 
 register(MethodSpec("swav", "clustering/distillation", SwAV, "swav", "SwAV, swapped prediction of Sinkhorn cluster codes",

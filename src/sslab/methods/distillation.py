@@ -17,8 +17,8 @@ from torch import nn
 
 from ..losses import dino
 from ..losses.distributed import world_size
-from .base import Part, SSLMethod
-from .parts import EMATarget
+from .base import Part, SSLMethod, by_resolution, split_like
+from .parts import EMATarget, HostMirror
 from .spec import MethodSpec, register, standard_recipes
 
 
@@ -80,7 +80,7 @@ class DINOHead(nn.Module):
         return F.linear(self.bottleneck(x), self.last_g * F.normalize(self.last_v, dim=1))
 
 
-class DINO(SSLMethod):
+class DINO(HostMirror, SSLMethod):
     """DINO self-distillation. ``out_dim`` K, head sizes, ``norm_last_layer``, temperatures
     (``student_temp``, ``teacher_temp`` reached linearly from ``warmup_teacher_temp`` over
     ``warmup_teacher_temp_epochs``), ``center_momentum``, teacher ``momentum`` → ``momentum_final``
@@ -95,11 +95,14 @@ class DINO(SSLMethod):
         super().__init__(backbone)
         self.head = DINOHead(self.feature_dim, out_dim, proj_hidden_dim, bottleneck_dim, head_layers, use_bn_in_head,
                              norm_last_layer)
-        self.teacher = EMATarget(self.backbone, self.head, momentum=momentum, momentum_final=momentum_final)
+        self.teacher = EMATarget(self.backbone, self.head, momentum=momentum, momentum_final=momentum_final,
+                                 joint=True)
         self.center = TeacherCenter(out_dim, center_momentum)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         self.student_temp, self.teacher_temp = student_temp, teacher_temp
         self.warmup_teacher_temp, self.warmup_teacher_temp_epochs = warmup_teacher_temp, warmup_teacher_temp_epochs
+        # τ_t of the current epoch, kept where forward reads it (not saved: it follows from steps_done)
+        self.register_buffer("teacher_temp_now", torch.tensor(self.current_teacher_temp()), persistent=False)
         self.freeze_last_layer = freeze_last_layer
 
     @property
@@ -109,7 +112,7 @@ class DINO(SSLMethod):
 
     def current_teacher_temp(self) -> float:
         """τ_t of the current epoch: linear from ``warmup_teacher_temp`` over the warm-up epochs (official schedule)."""
-        epoch = self.epoch_of(int(self.steps_done))
+        epoch = self.epoch_of(self.host_int("steps_done"))
         n = self.warmup_teacher_temp_epochs
         if epoch >= n:
             return self.teacher_temp
@@ -120,10 +123,11 @@ class DINO(SSLMethod):
         return self.head.bottleneck(features)
 
     def forward(self, views: list[torch.Tensor]) -> dict:
-        feats = [self.backbone(v) for v in views]
-        student = [self.head(f) for f in feats]
+        # official MultiCropWrapper: crops of one resolution through the backbone together, the head on all at once
+        feats = by_resolution(self.backbone, views)
+        student = split_like(self.head(torch.cat(feats)), feats)
         teacher = self.teacher(views)
-        temp = self.current_teacher_temp()
+        temp = self.teacher_temp_now  # a device scalar: a compiled forward does not recompile as it changes
         center = self.center.center
         loss = dino(student, teacher, center, self.student_temp, temp)
         with torch.no_grad():  # DINO's own collapse diagnostics (its Fig. 7): teacher entropy h and KL = loss − h
@@ -143,7 +147,16 @@ class DINO(SSLMethod):
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
         super().after_step(step, total_steps)  # the teacher's EMA and the center
-        self.steps_done.fill_(step)
+        self.set_int("steps_done", step)  # buffer and host copy
+        self.teacher_temp_now.fill_(self.current_teacher_temp())
+
+    def configure_schedule(self, steps_per_epoch: int, total_steps: int) -> None:
+        super().configure_schedule(steps_per_epoch, total_steps)
+        self.teacher_temp_now.fill_(self.current_teacher_temp())
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.teacher_temp_now.fill_(self.current_teacher_temp())  # one host read, after a checkpoint load
 
 
 register(MethodSpec("dino", "clustering/distillation", DINO, "dino", "DINO, self-distillation from a centred EMA teacher",

@@ -108,12 +108,11 @@ class CorrelationEstimate(nn.Module):
             d /= world_size()
         n = self.corr.shape[0]
         corr, mean = d[: n * n].view(n, n), d[n * n:]
-        if self.count == 0 and self.init == "first_batch":
-            self.corr.copy_(corr)
-            self.mean.copy_(mean)
-        else:
-            self.corr.mul_(self.rho).add_(corr, alpha=1 - self.rho)
-            self.mean.mul_(self.rho).add_(mean, alpha=1 - self.rho)
+        first = self.count == 0 if self.init == "first_batch" else None  # the first batch replaces the zeros
+        for estimate, batch in ((self.corr, corr), (self.mean, mean)):
+            blended = estimate.mul(self.rho).add_(batch, alpha=1 - self.rho)
+            # chosen on the device: reading the count on the host would make every step wait for the GPU
+            estimate.copy_(blended if first is None else torch.where(first, batch, blended))
         self.count += 1
 
     def value(self) -> torch.Tensor:

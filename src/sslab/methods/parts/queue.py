@@ -14,11 +14,12 @@ import torch.nn.functional as F
 
 from ...losses.distributed import gather
 from ..base import Part, check_choice
+from .count import HostMirror
 
 INITS = ("zeros", "random")
 
 
-class Queue(Part):
+class Queue(HostMirror, Part):
     """The last ``size`` keys of dimension ``dim``: buffers ``keys`` ``(size, dim)``, ``ptr`` (the next
     slot) and ``filled`` (how many slots hold real keys)."""
 
@@ -36,11 +37,14 @@ class Queue(Part):
 
     @property
     def full(self) -> bool:
-        return int(self.filled) >= self.size
+        """Whether every slot holds a key (a bool that flips once, so a compiled forward recompiles at most once)."""
+        if "full" not in self.__dict__:
+            self.__dict__["full"] = self.host_int("filled") >= self.size
+        return self.__dict__["full"]
 
     def values(self) -> torch.Tensor:
         """The keys written so far ``(filled, dim)`` (all of them once the queue is full)."""
-        return self.keys[: int(self.filled)]
+        return self.keys[: self.host_int("filled")]
 
     def stage(self, *keys: torch.Tensor) -> None:
         """Remember key batches to write in ``after_step`` (in this order), detached."""
@@ -53,7 +57,12 @@ class Queue(Part):
         idx = (self.ptr + torch.arange(n, device=keys.device)) % self.size
         self.keys[idx] = keys[-n:].to(self.keys.dtype)
         self.ptr.copy_((self.ptr + n) % self.size)
-        self.filled.copy_(torch.clamp(self.filled + n, max=self.size))
+        self.set_int("filled", min(self.host_int("filled") + n, self.size))
+        self.__dict__.pop("full", None)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.__dict__.pop("full", None)
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:

@@ -21,7 +21,7 @@ from torch import nn
 
 from ...nets import reinitialize
 from ...optim import cosine_schedule
-from ..base import Part, check_choice
+from ..base import Part, check_choice, split_like
 
 INITS = ("copy", "random")
 
@@ -41,8 +41,9 @@ def frozen_copy(module: nn.Module) -> nn.Module:
 def ema_update(online: nn.Module, target: nn.Module, tau: float) -> None:
     """θ_target ← τ θ_target + (1 − τ) θ_online for every parameter. BatchNorm statistics are
     not averaged: the target runs in train mode on its own batch statistics (BYOL)."""
-    for po, pt in zip(online.parameters(), target.parameters()):
-        pt.mul_(tau).add_(po.detach(), alpha=1 - tau)
+    targets, onlines = list(target.parameters()), [p.detach() for p in online.parameters()]
+    torch._foreach_mul_(targets, tau)  # a few kernels for all tensors, the same arithmetic as a loop of mul_/add_
+    torch._foreach_add_(targets, onlines, alpha=1 - tau)
 
 
 class OnlineTarget(Part):
@@ -59,7 +60,8 @@ class OnlineTarget(Part):
 class EMATarget(Part):
     """An EMA copy of the online modules ``online`` (run in sequence: e.g. backbone then projector)."""
 
-    def __init__(self, *online: nn.Module, momentum: float = 0.996, momentum_final: float = 1.0, init: str = "copy") -> None:
+    def __init__(self, *online: nn.Module, momentum: float = 0.996, momentum_final: float = 1.0, init: str = "copy",
+                 joint: bool = False) -> None:
         super().__init__()
         if not 0.0 <= momentum <= 1.0 or not 0.0 <= momentum_final <= 1.0:
             raise ValueError(f"momentum must lie in [0, 1], got {momentum} -> {momentum_final}")
@@ -69,10 +71,13 @@ class EMATarget(Part):
         if init == "random":
             reinitialize(self.network)
         self.momentum, self.momentum_final = momentum, momentum_final
+        self.joint = joint  # both views in one call (DINO's MultiCropWrapper teacher) rather than one call each
 
     @torch.no_grad()
     def forward(self, views: list[torch.Tensor], online: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """The target's embeddings of the two global views (``online`` is unused: the target has its own weights)."""
+        if self.joint:
+            return split_like(self.network(torch.cat(views[:2])), views[:2])
         return [self.network(v) for v in views[:2]]
 
     @torch.no_grad()

@@ -1,0 +1,80 @@
+"""What the benchmark times beside the training step: the image-folder loader and the diagnostics.
+
+* :func:`loader_rate` -- images/s of the ImageFolder path alone (JPEG decode in DataLoader workers,
+  as training reads ImageNet-100), per worker count, on a folder of synthetic JPEGs at ImageNet's
+  typical 500 x 375;
+* :func:`diagnostics_ms` -- one call of the diagnostics monitor's statistics (:func:`embedding_stats`
+  and the trace's covariance spectrum) on ``(N, D)`` embeddings.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ..diagnostics.probe import embedding_stats
+from ..diagnostics.spectrum import spectrum
+
+JPEG_SIZE = (500, 375)  # the median ImageNet photo
+
+
+def write_jpeg_folder(root: Path, images: int, classes: int = 4, seed: int = 0) -> Path:
+    """``classes`` folders of ``images`` JPEGs in total: smooth colour fields with noise (decode cost like
+    photographs', unlike flat or pure-noise images)."""
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(seed)
+    w, h = JPEG_SIZE
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    for i in range(images):
+        a = torch.rand(3, 3, generator=g)
+        field = a[:, 0, None, None] * xx + a[:, 1, None, None] * yy + a[:, 2, None, None] * xx * yy
+        pixels = (field / field.amax((1, 2), keepdim=True).clamp(min=1e-6) * 200 + 40 * torch.rand(3, h, w, generator=g))
+        folder = root / f"class{i % classes}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels.clamp(0, 255).byte().permute(1, 2, 0).numpy()).save(folder / f"{i}.jpg", quality=90)
+    return root
+
+
+def loader_rate(workers: list[int], images: int = 256, batch: int = 32, load_size: int = 256) -> list[dict]:
+    """Images/s of the ImageFolder DataLoader (decode, resize to ``load_size``, centre crop, in workers)
+    for each worker count."""
+    from torch.utils.data import DataLoader
+
+    from ..data.imagefolder import ImageFolderImages
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = write_jpeg_folder(Path(tmp) / "train", images)
+        data = ImageFolderImages(root, load_size=load_size)
+        for n in workers:
+            loader = DataLoader(data, batch_size=batch, shuffle=False, num_workers=n, drop_last=True)
+            it = iter(loader)
+            next(it)  # workers started, first batch out: what follows is the steady rate
+            t0, seen = time.perf_counter(), 0
+            for images_, *_ in it:
+                seen += len(images_)
+            dt = time.perf_counter() - t0
+            rows.append({"workers": n, "images_per_s": round(seen / dt, 1) if seen else None,
+                         "per_worker": round(seen / dt / max(n, 1), 1) if seen else None})
+    return rows
+
+
+def diagnostics_ms(n: int, d: int, device: torch.device, repeats: int = 3) -> float:
+    """Median ms of the monitor's statistics and spectrum on random ``(n, d)`` embeddings."""
+    g = torch.Generator(device=device).manual_seed(0)
+    z1 = torch.randn(n, d, generator=g, device=device)
+    z2 = z1 + 0.1 * torch.randn(n, d, generator=g, device=device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        embedding_stats(z1, z2, center_threshold=0.9, dimensional_fraction=0.1)
+        spectrum(z1)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
