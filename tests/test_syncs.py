@@ -93,15 +93,24 @@ def test_counter_sees_the_backward_pass_and_names_the_line():
 @pytest.mark.parametrize("name,resolution,channels", [("byol", "cifar", 3), ("simclr", "stl", 3), ("vicreg", "cifar", 3),
                                                       ("dino", "cifar", 3), ("byol", "mnist", 1)])
 def test_views_make_no_host_reads(name, resolution, channels):
+    from dataclasses import replace
+
     pipe = view_pipeline(name, resolution, mean=(0.5,) * channels, std=(0.25,) * channels,
                          local_crops=2 if name == "dino" else None)
     size = {"mnist": 28, "cifar": 32, "stl": 96}[resolution]
     x = torch.randint(0, 256, (16, channels, size, size), dtype=torch.uint8)
-    pipe(x, torch.Generator().manual_seed(0))  # constants made once, outside the count
+    masked, gathered = replace(pipe, masked=True), replace(pipe, masked=False)
+    masked(x, torch.Generator().manual_seed(0))  # constants made once, outside the count
     with SyncCounter(where=True) as c:
-        views = pipe(x, torch.Generator().manual_seed(1))
+        views = masked(x, torch.Generator().manual_seed(1))
     assert len(views) == pipe.num_views
     assert c.syncs == 0 and c.host_copies == 0, c.places
+    # the CPU route (gathering the samples a transform applies to) gives the same views
+    for a, b in zip(views, gathered(x, torch.Generator().manual_seed(1))):
+        assert torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+    with SyncCounter() as c:
+        pipe(x, torch.Generator().manual_seed(1))
+    assert c.syncs > 0  # left to choose (masked=None), a pipeline on the CPU takes the gathering route
 
 
 def _jitter_reference(x: torch.Tensor, spec: ViewSpec, seed: int) -> torch.Tensor:
@@ -131,12 +140,13 @@ def _jitter_reference(x: torch.Tensor, spec: ViewSpec, seed: int) -> torch.Tenso
 @pytest.mark.parametrize("strengths", [dict(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1),
                                        dict(brightness=0.0, contrast=0.8, saturation=0.0, hue=0.2),
                                        dict(brightness=0.8, contrast=0.8, saturation=0.8, hue=0.0)])
-def test_masked_jitter_equals_each_image_jittered_in_its_own_order(strengths):
+def test_both_jitter_routes_equal_each_image_jittered_in_its_own_order(strengths):
     x = torch.rand(64, 3, 6, 6)
     spec = ViewSpec(size=6, **strengths)
-    ours = color_jitter(x, spec, torch.Generator().manual_seed(3))
     ref = _jitter_reference(x, spec, 3)
-    assert torch.allclose(ours, ref, atol=1e-6), (ours - ref).abs().max()
+    for masked in (True, False):
+        ours = color_jitter(x, spec, torch.Generator().manual_seed(3), masked=masked)
+        assert torch.allclose(ours, ref, atol=1e-6), (masked, (ours - ref).abs().max())
     assert not torch.allclose(ours, x, atol=1e-3)  # something happened
 
 
@@ -144,6 +154,8 @@ def test_masked_jitter_equals_each_image_jittered_in_its_own_order(strengths):
 
 @pytest.mark.parametrize("method", SYNC_FREE)
 def test_engine_steady_state_step_makes_no_host_reads(method):
+    from dataclasses import replace
+
     torch.manual_seed(0)
     case = Case(method, 28, 32)
     overrides = ("width=0.25", "log_every_n_steps=4")
@@ -156,6 +168,7 @@ def test_engine_steady_state_step_makes_no_host_reads(method):
     device = torch.device("cpu")
     data = synthetic_images(case, device)
     module = case_module(cfg, 14, device)
+    module.views = replace(module.views, masked=True)  # the accelerator route (on the CPU the views may gather)
     counter = SyncCounter(where=True)
     run = engine_loop(module, data, case, device, steps=11, warmup=2, log_every=4, counter=counter)
     steady = [r for r, log in zip(run.reads, run.logging) if not log]
