@@ -16,7 +16,7 @@ from ..io import atomic_write_text
 from .case import Case, case_config, case_module, synthetic_images
 from .parts import diagnostics_ms, loader_rate
 from .syncs import SyncCounter
-from .timing import PHASES, PlainLoop, Timing, engine_loop, time_floor, time_plain
+from .timing import PHASES, PlainLoop, Timing, engine_loop, time_plain
 
 #: the methods the step targets are set for (docs/benchmarks.md)
 DEFAULT_METHODS = ("simclr", "byol", "simsiam", "vicreg", "barlow_twins", "directpred", "directcopy")
@@ -24,7 +24,7 @@ DIAGNOSTICS_SHAPES = ((512, 256), (512, 2048), (512, 8192))  # (N, D): the probe
 
 
 def run_case(case: Case, device: torch.device, steps: int = 50, warmup: int = 10, count_syncs: bool = True,
-             sync_steps: int = 20) -> Timing:
+             sync_steps: int = 12) -> Timing:
     """Time ``case`` on ``device`` (see :mod:`.timing`); ``sync_steps`` engine steps are counted for syncs."""
     cfg = case_config(case)
     torch.manual_seed(cfg.seed)
@@ -36,10 +36,9 @@ def run_case(case: Case, device: torch.device, steps: int = 50, warmup: int = 10
         torch.cuda.reset_peak_memory_stats(device)
     loop = PlainLoop(module, data, case, device, total)
     t = Timing()
-    t.step_ms, t.phases_ms, t.plain_loop_ms = time_plain(loop, steps, warmup)
     with torch.no_grad():
         views = module.make_views(data.images[: case.batch])
-    t.floor_ms = time_floor(module, views, case.precision, device, steps, warmup)
+    t.step_ms, t.phases_ms, t.floor_ms, t.plain_loop_ms = time_plain(loop, views, steps, warmup)
     t.peak_memory_mb = round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None
     t.engine_loop_ms = engine_loop(module, data, case, device, steps, warmup, cfg.log_every_n_steps).ms
     if count_syncs:  # counted on the route an accelerator takes (on the CPU the views gather: free there)

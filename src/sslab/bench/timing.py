@@ -138,42 +138,45 @@ def median_ms(samples: list[float]) -> float:
     return 1000 * statistics.median(samples)
 
 
-def time_plain(loop: PlainLoop, steps: int, warmup: int) -> tuple[float, dict[str, float], float]:
-    """(median step ms, median ms per phase, mean ms per step of an unsynchronised run) of the plain loop."""
+def floor_step(module: SSLModule, views: list[torch.Tensor], precision: str, device: torch.device) -> float:
+    """Seconds of one ``method(views)["loss"].backward()`` on fixed views (device synchronised at both ends)."""
+    method = module.method
+    synchronize(device)
+    t0 = time.perf_counter()
+    with autocast(device, precision):
+        loss = method(views)["loss"]
+    loss.backward()
+    method.zero_grad(set_to_none=True)
+    synchronize(device)
+    return time.perf_counter() - t0
+
+
+def time_plain(loop: PlainLoop, views: list[torch.Tensor], steps: int, warmup: int) -> tuple[float, dict, float, float]:
+    """(median step ms, median ms per phase, median floor ms, mean ms per step of an unsynchronised run).
+
+    Full steps and floor steps alternate, so a machine whose speed drifts (a shared 2-core VM) slows
+    both alike and their ratio stays put. On the CPU synchronising costs nothing, so the synchronised
+    steps also give the unsynchronised mean; on a GPU that is a separate run."""
     for i in range(warmup):
         loop.step(i)
+        floor_step(loop.module, views, loop.case.precision, loop.device)
     per_phase = {p: [] for p in PHASES}
-    totals = []
+    totals, floors = [], []
     for i in range(warmup, warmup + steps):
         phases = loop.step(i, sync=True)
         totals.append(sum(phases.values()))
         for p, t in phases.items():
             per_phase[p].append(t)
-    synchronize(loop.device)
-    t0 = time.perf_counter()
-    for i in range(warmup + steps, warmup + 2 * steps):
-        loop.step(i)
-    synchronize(loop.device)
-    mean = 1000 * (time.perf_counter() - t0) / steps
-    return median_ms(totals), {p: median_ms(v) for p, v in per_phase.items()}, mean
-
-
-def time_floor(module: SSLModule, views: list[torch.Tensor], precision: str, device: torch.device, steps: int,
-               warmup: int) -> float:
-    """Median ms of ``method(views)["loss"].backward()`` on fixed views."""
-    method = module.method
-    samples = []
-    for i in range(warmup + steps):
-        synchronize(device)
+        floors.append(floor_step(loop.module, views, loop.case.precision, loop.device))
+    mean = 1000 * sum(totals) / steps
+    if loop.device.type == "cuda":
+        synchronize(loop.device)
         t0 = time.perf_counter()
-        with autocast(device, precision):
-            loss = method(views)["loss"]
-        loss.backward()
-        method.zero_grad(set_to_none=True)
-        synchronize(device)
-        if i >= warmup:
-            samples.append(time.perf_counter() - t0)
-    return median_ms(samples)
+        for i in range(warmup + steps, warmup + 2 * steps):
+            loop.step(i)
+        synchronize(loop.device)
+        mean = 1000 * (time.perf_counter() - t0) / steps
+    return median_ms(totals), {p: median_ms(v) for p, v in per_phase.items()}, median_ms(floors), mean
 
 
 def engine_loop(module: SSLModule, data: TensorImages, case: Case, device: torch.device, steps: int, warmup: int,
