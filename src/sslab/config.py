@@ -118,7 +118,7 @@ class Config:
     compile: bool = False  # torch.compile the method (in place: checkpoints keep their keys)
     compile_args: dict[str, Any] = field(default_factory=dict)  # to Module.compile, e.g. {mode: max-autotune}
     checkpoint_every: int = 1  # epochs between checkpoints; the last epoch is always written
-    num_workers: int = 4  # imagefolder decoding workers
+    num_workers: int | None = None  # imagefolder decoding workers (training and kNN); None: this machine's cores / devices
     channels_last: bool = True
     log_every_n_steps: int = 10
     progress: bool = True

@@ -37,8 +37,18 @@ def _loader(cfg: Config, data, world: int):
         return TensorBatches(data, cfg.batch_size, seed=cfg.seed, world=world)
     from torch.utils.data import DataLoader
 
-    return DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=cfg.num_workers,
-                      pin_memory=torch.cuda.is_available(), persistent_workers=cfg.num_workers > 0)
+    workers = decode_workers(cfg)
+    return DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=workers,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+
+
+def decode_workers(cfg: Config) -> int:
+    """``num_workers``, or by default the cores this process may use divided among the devices of this node
+    (JPEG decoding is what limits an image-folder run: about 270 images/s per core at 500 x 375)."""
+    if cfg.num_workers is not None:
+        return cfg.num_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, cfg.devices))
 
 
 def _quiet_lightning() -> None:
@@ -97,7 +107,8 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
                        seed=cfg.seed, online_probe=cfg.eval.online_probe, channels_last=cfg.channels_last,
                        kill_at_step=cfg.kill_at_step, check_every=cfg.log_every_n_steps)
     knn = KNNMonitor(built.train, built.test, size, *normalization(cfg), cfg.eval.knn_k, cfg.eval.knn_temperature,
-                     cfg.eval.knn_every, channels_last=cfg.channels_last, num_workers=0)
+                     cfg.eval.knn_every, channels_last=cfg.channels_last,
+                     num_workers=0 if isinstance(built.pretrain, TensorImages) else decode_workers(cfg))
     report = EpochReport(knn, cfg.batch_size * world)
     trace = out / "logs" / "diagnostics.jsonl"
     if not resume:
