@@ -123,3 +123,40 @@ def test_sync_batchnorm_two_processes_equal_one_process_on_the_full_batch(tmp_pa
     assert torch.allclose(torch.cat([out[r][0] for r in range(WORLD)]), y.detach(), atol=1e-5)
     assert torch.allclose(out[0][1], net[0].weight.grad, atol=1e-5)
     assert torch.allclose(out[0][2], net[1].running_mean, atol=1e-6)
+
+
+def _features_worker(rank: int, init: str, data, weights: dict, limit, out: dict) -> None:
+    from sslab.evaluation import sharded_features
+    from sslab.nets import create_backbone
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=WORLD)
+    try:
+        torch.manual_seed(0)
+        net = create_backbone("convnet", in_channels=1, width=0.25)
+        net.load_state_dict(weights)
+        f, y = sharded_features(net, data, 8, (0.5,), (0.25,), "cpu", limit=limit, batch_size=2)
+        out[rank] = (f, y)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("limit", [None, 5])
+def test_knn_features_split_over_two_ranks_equal_one_process(tmp_path, limit):
+    """Each rank extracts every second image and both gather them in order: the same features and labels as
+    one process extracting all (9 images: the ranks' shares differ in size)."""
+    from sslab.data import TensorImages
+    from sslab.evaluation import extract_features
+    from sslab.nets import create_backbone
+
+    g = torch.Generator().manual_seed(0)
+    data = TensorImages(torch.randint(0, 256, (9, 1, 8, 8), generator=g, dtype=torch.uint8), torch.arange(9) % 4, [])
+    torch.manual_seed(0)
+    net = create_backbone("convnet", in_channels=1, width=0.25)
+    full_f, full_y = extract_features(net, data, 8, (0.5,), (0.25,), limit=limit)
+    out = mp.Manager().dict()
+    mp.spawn(_features_worker, args=(f"file://{tmp_path / 'store'}", data, net.state_dict(), limit, out), nprocs=WORLD,
+             join=True)
+    for r in range(WORLD):
+        f, y = out[r]
+        assert f.shape == full_f.shape == ((limit or 9), net.out_dim)
+        assert torch.allclose(f, full_f, atol=1e-6) and torch.equal(y, full_y)

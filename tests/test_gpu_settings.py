@@ -92,3 +92,16 @@ def test_gpu_run_uses_bf16_by_default(tmp_path):
     r = run_cli("train", *TINY, "epochs=1", "accelerator=gpu", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((out / "summary.json").read_text())["precision"] in ("bf16-mixed", "16-mixed")
+
+
+def test_knn_monitor_uses_a_subset_during_training_and_everything_at_the_end():
+    from sslab.data import TensorImages
+    from sslab.engine.callbacks import KNNMonitor
+    from sslab.nets import create_backbone
+
+    data = TensorImages(torch.randint(0, 256, (20, 1, 8, 8), dtype=torch.uint8), torch.arange(20) % 4, [])
+    net = create_backbone("convnet", in_channels=1, width=0.25)
+    monitor = KNNMonitor(data, data, 8, (0.5,), (0.25,), subset=6)
+    assert [t.shape[0] for t in monitor.features_of(net, "cpu", partial=True)] == [6, 6, 6, 6]
+    assert [t.shape[0] for t in monitor.features_of(net, "cpu")] == [20, 20, 20, 20]
+    assert resolve(None, []).eval.knn_subset == 0  # by default every evaluation uses everything

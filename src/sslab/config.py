@@ -65,6 +65,7 @@ class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
     knn_every: int = 5  # epochs between kNN evaluations during training; 0 = only at the end
+    knn_subset: int = 0  # > 0: those evaluations use the first knn_subset train and test images (the last: all)
     linear: bool = True  # offline linear probe on frozen features at the end
     linear_epochs: int = 50  # luckmatters linear_feature_eval.py: standardised features, Adam,
     linear_lr: float = 3e-4  # lr 3e-4, weight decay 1e-3, 50 epochs, batch 128 (spec §A.3)

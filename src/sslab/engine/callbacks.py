@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 import torch
 from rich.console import Console
 
-from ..evaluation import extract_features, knn_accuracy
+from ..evaluation import knn_accuracy, sharded_features
 
 
 class EpochCheckpoint(pl.Callback):
@@ -38,31 +38,33 @@ class DataPlacement(pl.Callback):
 class KNNMonitor(pl.Callback):
     """Every ``every`` epochs (and after the last), kNN top-1 of the backbone on the test split; ``best``
     is the highest so far (LightlySSL's benchmarks report it; it is kept in checkpoints, so a resumed
-    run continues it)."""
+    run continues it). Under DDP each rank extracts its share of the images and all ranks gather the
+    features; ``subset`` > 0 makes the in-training evaluations use the first ``subset`` train and test
+    images (a cached-size monitor for large data sets), the last epoch's always all of them."""
 
     def __init__(self, train_data, test_data, size: int, mean, std, k: int = 20, temperature: float = 0.07,
-                 every: int = 5, channels_last: bool = False, num_workers: int = 0) -> None:
+                 every: int = 5, channels_last: bool = False, num_workers: int = 0, subset: int = 0) -> None:
         self.train_data, self.test_data = train_data, test_data
         self.size, self.mean, self.std = size, tuple(mean), tuple(std)
         self.k, self.temperature, self.every = k, temperature, every
-        self.channels_last, self.num_workers = channels_last, num_workers
+        self.channels_last, self.num_workers, self.subset = channels_last, num_workers, subset
         self.last: float | None = None
         self.best: float | None = None
         self.features: tuple[torch.Tensor, ...] | None = None  # (train f, train y, test f, test y) of the last epoch
 
-    def features_of(self, backbone: torch.nn.Module, device) -> tuple[torch.Tensor, ...]:
-        """Labelled train features and test features of ``backbone``."""
+    def features_of(self, backbone: torch.nn.Module, device, partial: bool = False) -> tuple[torch.Tensor, ...]:
+        """Labelled train features and test features of ``backbone`` (with ``partial``, of the subset)."""
         kw = dict(size=self.size, mean=self.mean, std=self.std, device=device, channels_last=self.channels_last,
-                  num_workers=self.num_workers)
-        ftr, ytr = extract_features(backbone, self.train_data, **kw)
-        fte, yte = extract_features(backbone, self.test_data, **kw)
+                  num_workers=self.num_workers, limit=self.subset if partial and self.subset > 0 else None)
+        ftr, ytr = sharded_features(backbone, self.train_data, **kw)
+        fte, yte = sharded_features(backbone, self.test_data, **kw)
         keep = ytr >= 0
         return ftr[keep], ytr[keep], fte, yte
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if (self.every and epoch % self.every == 0) or epoch == trainer.max_epochs:
-            feats = self.features_of(pl_module.method.backbone, pl_module.device)
+            feats = self.features_of(pl_module.method.backbone, pl_module.device, partial=epoch != trainer.max_epochs)
             self.last = knn_accuracy(*feats, self.k, self.temperature)
             self.best = self.last if self.best is None else max(self.best, self.last)
             self.features = feats if epoch == trainer.max_epochs else None

@@ -108,7 +108,8 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
                        kill_at_step=cfg.kill_at_step, check_every=cfg.log_every_n_steps)
     knn = KNNMonitor(built.train, built.test, size, *normalization(cfg), cfg.eval.knn_k, cfg.eval.knn_temperature,
                      cfg.eval.knn_every, channels_last=cfg.channels_last,
-                     num_workers=0 if isinstance(built.pretrain, TensorImages) else decode_workers(cfg))
+                     num_workers=0 if isinstance(built.pretrain, TensorImages) else decode_workers(cfg),
+                     subset=cfg.eval.knn_subset)
     report = EpochReport(knn, cfg.batch_size * world)
     trace = out / "logs" / "diagnostics.jsonl"
     if not resume:
