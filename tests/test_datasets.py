@@ -7,7 +7,7 @@ import tarfile
 import numpy as np
 import pytest
 import torch
-from ondisk import write_cifar_batch, write_stl_part
+from ondisk import write_cifar_batch, write_imagefolder, write_stl_part
 
 from sslab.data import DataError, load_split
 from sslab.data.datasets import CIFAR10, CIFAR100, STL10_FOLDER, dataset_info, load_cifar, load_stl10
@@ -164,3 +164,37 @@ def test_loader_options_are_config_fields():
 
     assert {o for info in DATASETS.values() for o in info.options} == {"verify_md5", "strict_counts", "classes_file"}
     assert all(o in Config.__dataclass_fields__ for info in DATASETS.values() for o in info.options)
+
+
+def test_predecoded_image_folder_equals_decoding_and_is_reused(tmp_path, monkeypatch):
+    """predecode=true: the first load decodes every image once into a uint8 memory-mapped file; its items equal
+    the folder's own decoding; a second load reads the file without decoding; a changed image makes a new file."""
+    from sslab.data import load_split
+    from sslab.data.imagefolder import ImageFolderImages
+    from sslab.data.predecode import MemmapImages
+
+    write_imagefolder(tmp_path, ["a", "b", "c"], per_class=3, size=30)
+    cache = tmp_path / "cache"
+    plain = load_split("imagefolder", "train", tmp_path)
+    pre = load_split("imagefolder", "train", tmp_path, predecode=True, cache_dir=str(cache))
+    assert isinstance(pre, MemmapImages) and len(pre) == len(plain) == 9 and pre.classes == plain.classes
+    for i in range(9):
+        x, y, idx = pre[i]
+        assert torch.equal(x, plain[i][0]) and y == plain[i][1] and idx == i
+    assert torch.equal(pre.labels, plain.labels)
+    files = sorted(p.name for p in cache.iterdir())
+    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".u8")
+
+    def no_decoding(self, path):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(ImageFolderImages, "decode", no_decoding)
+    again = load_split("imagefolder", "train", tmp_path, predecode=True, cache_dir=str(cache))
+    assert torch.equal(again[4][0], pre[4][0])
+    monkeypatch.undo()
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((30, 38, 3), dtype=np.uint8)).save(tmp_path / "train" / "a" / "0.JPEG")
+    changed = load_split("imagefolder", "train", tmp_path, predecode=True, cache_dir=str(cache))
+    assert len(list(cache.glob("*.u8"))) == 2 and int(changed[0][0].max()) < 10

@@ -58,6 +58,7 @@ def test_decoding_workers_default_to_the_cores_per_device():
     assert decode_workers(resolve(None, [])) == max(1, cores)
     assert decode_workers(resolve(None, ["devices=4"])) == max(1, cores // 4)
     assert decode_workers(resolve(None, ["num_workers=0"])) == 0
+    assert decode_workers(resolve(None, ["predecode=true"])) == 0  # a memory map is read fastest in-process
 
 
 def test_checkpoint_every_n_epochs_and_always_the_last():

@@ -2,7 +2,7 @@
 
 * :func:`loader_rate` -- images/s of the ImageFolder path alone (JPEG decode in DataLoader workers,
   as training reads ImageNet-100), per worker count, on a folder of synthetic JPEGs at ImageNet's
-  typical 500 x 375;
+  typical 500 x 375, and of the same folder pre-decoded (``predecode=true``: a uint8 memory map);
 * :func:`diagnostics_ms` -- one call of the diagnostics monitor's statistics (:func:`embedding_stats`
   and the trace's covariance spectrum) on ``(N, D)`` embeddings.
 """
@@ -46,21 +46,25 @@ def loader_rate(workers: list[int], images: int = 256, batch: int = 32, load_siz
     from torch.utils.data import DataLoader
 
     from ..data.imagefolder import ImageFolderImages
+    from ..data.predecode import predecoded
+
+    def rate(data, n: int) -> float | None:
+        it = iter(DataLoader(data, batch_size=batch, shuffle=True, num_workers=n, drop_last=True))
+        next(it)  # workers started, first batch out: what follows is the steady rate
+        t0, seen = time.perf_counter(), 0
+        for images_, *_ in it:
+            seen += len(images_)
+        return round(seen / (time.perf_counter() - t0), 1) if seen else None
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = write_jpeg_folder(Path(tmp) / "train", images)
         data = ImageFolderImages(root, load_size=load_size)
+        memmap = predecoded(data, Path(tmp) / "cache", "train")
         for n in workers:
-            loader = DataLoader(data, batch_size=batch, shuffle=False, num_workers=n, drop_last=True)
-            it = iter(loader)
-            next(it)  # workers started, first batch out: what follows is the steady rate
-            t0, seen = time.perf_counter(), 0
-            for images_, *_ in it:
-                seen += len(images_)
-            dt = time.perf_counter() - t0
-            rows.append({"workers": n, "images_per_s": round(seen / dt, 1) if seen else None,
-                         "per_worker": round(seen / dt / max(n, 1), 1) if seen else None})
+            jpeg = rate(data, n)
+            rows.append({"workers": n, "images_per_s": jpeg, "per_worker": round(jpeg / max(n, 1), 1) if jpeg else None,
+                         "predecoded_images_per_s": rate(memmap, n)})
     return rows
 
 

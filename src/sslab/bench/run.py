@@ -117,8 +117,8 @@ def run_bench(methods: list[str], sizes: list[int], batches: list[int], precisio
     if workers:
         result["loader"] = loader_rate(workers)
         echo("\nImageFolder loader (JPEG 500x375 -> 256 px):")
-        echo("\n".join(f"  {r['workers']} workers: {r['images_per_s']:,.0f} img/s ({r['per_worker']:,.0f} per worker)"
-                       for r in result["loader"]))
+        echo("\n".join(f"  {r['workers']} workers: {r['images_per_s']:,.0f} img/s ({r['per_worker']:,.0f} per worker); "
+                       f"pre-decoded: {r['predecoded_images_per_s']:,.0f} img/s" for r in result["loader"]))
     if diagnostics:
         result["diagnostics_ms"] = [{"n": n, "d": d, "ms": round(diagnostics_ms(n, d, device), 2)}
                                     for n, d in DIAGNOSTICS_SHAPES]

@@ -83,21 +83,29 @@ class ImageFolderImages(Dataset):
 
 
 def load_imagefolder(
-    split: str, root: Path, classes_file: str | None = None, load_size: int = 256
-) -> ImageFolderImages:
-    """``split`` is ``train`` or ``val`` (``test`` is an alias of ``val``) under ``root``."""
+    split: str, root: Path, classes_file: str | None = None, load_size: int = 256, predecode: bool = False,
+    cache_dir: str | None = None,
+):
+    """``split`` is ``train`` or ``val`` (``test`` is an alias of ``val``) under ``root``. With ``predecode``
+    the images are decoded once into a uint8 memory-mapped file in ``cache_dir`` (default
+    ``<root>/.sslab_cache``) and read from there (:mod:`sslab.data.predecode`)."""
     classes = read_class_list(Path(classes_file)) if classes_file else None
-    return ImageFolderImages(root / SPLIT_ALIASES[split], load_size=load_size, classes=classes)
+    data = ImageFolderImages(root / SPLIT_ALIASES[split], load_size=load_size, classes=classes)
+    if predecode:
+        from .predecode import predecoded
+
+        return predecoded(data, Path(cache_dir) if cache_dir else root / ".sslab_cache", SPLIT_ALIASES[split])
+    return data
 
 
 IMAGENET100_CLASSES = Path(__file__).with_name("imagenet100_classes.txt")
 IMAGENET_SOURCE = "https://image-net.org (ILSVRC2012 train and val, val sorted into class folders)"
 
 
-def load_imagenet100(split: str, root: Path, classes_file: str | None = None, load_size: int = 256) -> ImageFolderImages:
+def load_imagenet100(split: str, root: Path, classes_file: str | None = None, load_size: int = 256, **kw):
     """ImageNet-100: the CMC class subset (:data:`IMAGENET100_CLASSES`) of an ImageNet folder, or of a
     folder holding only those classes; ``classes_file`` swaps in another list."""
-    return load_imagefolder(split, root, classes_file or str(IMAGENET100_CLASSES), load_size)
+    return load_imagefolder(split, root, classes_file or str(IMAGENET100_CLASSES), load_size, **kw)
 
 
 register(DatasetInfo(
@@ -105,17 +113,17 @@ register(DatasetInfo(
     (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
     "ImageNet-100 (CMC's 100 classes, solo-learn's list): root/train/<wnid>/*, root/val/<wnid>/*",
     files=tuple(f"{split}/{c}/" for split in ("train", "val") for c in read_class_list(IMAGENET100_CLASSES)),
-    source=IMAGENET_SOURCE, options=("classes_file",),
+    source=IMAGENET_SOURCE, options=("classes_file", "predecode", "cache_dir"),
 ))
 register(DatasetInfo(
     "imagenet", load_imagefolder, ("train", "val", "test"), "train", "train", "val", 224, 3,
     (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
     "ImageNet-1k (ILSVRC2012): root/train/<wnid>/*, root/val/<wnid>/* (1,000 class folders each)",
-    files=("train/", "val/"), source=IMAGENET_SOURCE, options=("classes_file",),
+    files=("train/", "val/"), source=IMAGENET_SOURCE, options=("classes_file", "predecode", "cache_dir"),
 ))
 register(DatasetInfo(
     "imagefolder", load_imagefolder, ("train", "val", "test"), "train", "train", "val", 224, 3,
     (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
     "root/train/<class>/*, root/val/<class>/*; classes_file= selects a subset",
-    files=("train/", "val/"), options=("classes_file",),
+    files=("train/", "val/"), options=("classes_file", "predecode", "cache_dir"),
 ))

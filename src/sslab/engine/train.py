@@ -44,9 +44,14 @@ def _loader(cfg: Config, data, world: int):
 
 def decode_workers(cfg: Config) -> int:
     """``num_workers``, or by default the cores this process may use divided among the devices of this node
-    (JPEG decoding is what limits an image-folder run: about 270 images/s per core at 500 x 375)."""
+    (JPEG decoding is what limits an image-folder run: about 270-320 images/s per core at 500 x 375); for
+    pre-decoded data 0: reading the memory map in the training process is faster than shipping the images
+    from workers (measured 9.9k against 2.5k images/s on 2 cores), and with a step that never waits for
+    the GPU the read overlaps the GPU's work."""
     if cfg.num_workers is not None:
         return cfg.num_workers
+    if cfg.predecode:
+        return 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores // max(1, cfg.devices))
 
