@@ -139,7 +139,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     run_bench(methods, args.sizes or ([32, 96, 224] if gpu else [28]), args.batch or [256 if gpu else 128],
               args.precision or (["bf16-mixed"] if gpu else ["32-true"]), device, steps=args.steps, warmup=args.warmup,
               workers=workers or None, diagnostics=not args.no_diagnostics, out=args.out,
-              echo=lambda text: print(text, flush=True))
+              echo=lambda text: print(text, flush=True), overrides=tuple(args.overrides))
     return 0
 
 
@@ -194,6 +194,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--arms", help="claims: comma-separated arms (default: all; --quick: a few)")
     r.set_defaults(func=cmd_reproduce)
     b = sub.add_parser("bench", help="training-step speed, floor ratio, phases and syncs on synthetic data (JSON out)")
+    b.add_argument("overrides", nargs="*", help="config key=value for every case, e.g. compile=true channels_last=false")
     b.add_argument("--methods", nargs="+", help="default: simclr byol simsiam vicreg barlow_twins directpred directcopy")
     b.add_argument("--sizes", nargs="+", type=int, help="image sides, from 28 32 96 224 (default: 28 on CPU, 32 96 224 on GPU)")
     b.add_argument("--batch", nargs="+", type=int, help="batch sizes (default: 128 on CPU, 256 on GPU)")

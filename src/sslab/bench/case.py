@@ -73,6 +73,8 @@ def case_module(cfg: Config, steps: int, device: torch.device) -> SSLModule:
     method = method_from_config(cfg)
     if cfg.channels_last:
         method = method.to(memory_format=torch.channels_last)
+    if cfg.compile:  # as the engine does: in place
+        method.compile(**cfg.compile_args)
     module = SSLModule(method, pipeline_from_config(cfg), cfg.optim, num_classes=10, steps_per_epoch=steps, epochs=1,
                        global_batch=cfg.batch_size, seed=cfg.seed, online_probe=cfg.eval.online_probe,
                        channels_last=cfg.channels_last, check_every=cfg.log_every_n_steps)

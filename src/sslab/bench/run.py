@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..engine.train import gpu_defaults
 from ..io import atomic_write_text
 from .case import Case, case_config, case_module, synthetic_images
 from .parts import diagnostics_ms, loader_rate
@@ -24,9 +25,12 @@ DIAGNOSTICS_SHAPES = ((512, 256), (512, 2048), (512, 8192))  # (N, D): the probe
 
 
 def run_case(case: Case, device: torch.device, steps: int = 50, warmup: int = 10, count_syncs: bool = True,
-             sync_steps: int = 12) -> Timing:
-    """Time ``case`` on ``device`` (see :mod:`.timing`); ``sync_steps`` engine steps are counted for syncs."""
-    cfg = case_config(case)
+             sync_steps: int = 12, overrides: tuple[str, ...] = ()) -> Timing:
+    """Time ``case`` on ``device`` (see :mod:`.timing`); ``sync_steps`` engine steps are counted for syncs;
+    ``overrides`` are config ``key=value`` for every case (e.g. ``compile=true``)."""
+    cfg = case_config(case, overrides)
+    if device.type == "cuda":
+        gpu_defaults(cfg)
     torch.manual_seed(cfg.seed)
     data = synthetic_images(case, device)
     # one schedule long enough for every loop below, so that no epoch boundary (and its check) falls inside them
@@ -95,7 +99,7 @@ def step_table(rows: list[dict]) -> str:
 
 def run_bench(methods: list[str], sizes: list[int], batches: list[int], precisions: list[str], device: torch.device,
               steps: int = 50, warmup: int = 10, workers: list[int] | None = None, diagnostics: bool = True,
-              out: str | os.PathLike | None = None, echo=print) -> dict:
+              out: str | os.PathLike | None = None, echo=print, overrides: tuple[str, ...] = ()) -> dict:
     """Every (method, size, batch, precision) case, then the loader per worker count and the diagnostics;
     tables through ``echo``, everything to ``out`` as JSON (written atomically)."""
     if steps < 3 or warmup < 1:
@@ -103,17 +107,18 @@ def run_bench(methods: list[str], sizes: list[int], batches: list[int], precisio
                          f"got {steps} and {warmup}")
     cases = [Case(m, s, b, p) for s in sizes for b in batches for p in precisions for m in methods]
     for c in cases:  # bad names fail before anything runs
-        case_config(c)
+        case_config(c, overrides)
     rows = []
     for c in cases:
         try:
-            rows.append(case_row(c, run_case(c, device, steps, warmup)))
+            rows.append(case_row(c, run_case(c, device, steps, warmup, overrides=overrides)))
         except torch.OutOfMemoryError:
             rows.append({**asdict(c), "error": "out of memory"})
         echo(f"  {c.name}: " + (rows[-1].get("error") or f"{rows[-1]['step_ms']:.1f} ms/step, floor ratio "
                                 f"{rows[-1]['floor_ratio']:.3f}, syncs/step {rows[-1]['syncs_per_step']}"))
     echo(step_table(rows))
-    result = {"environment": environment(device), "steps": steps, "warmup": warmup, "cases": rows}
+    result = {"environment": environment(device), "steps": steps, "warmup": warmup, "overrides": list(overrides),
+              "cases": rows}
     if workers:
         result["loader"] = loader_rate(workers)
         echo("\nImageFolder loader (JPEG 500x375 -> 256 px):")
