@@ -13,6 +13,7 @@ difference between the two routes' values; writes JSON.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import platform
 import statistics
@@ -23,7 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sslab.diagnostics import duality, probe, spectrum
+# the modules (the package re-exports functions of the same names)
+duality, probe, spectrum = (importlib.import_module(f"sslab.diagnostics.{m}") for m in ("duality", "probe", "spectrum"))
 
 
 def cov_spectrum(z, correlation=False, gather_distributed=True):
