@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from sslab.bench.parts import monitor_call
+
 # the modules (the package re-exports functions of the same names)
 duality, probe, spectrum = (importlib.import_module(f"sslab.diagnostics.{m}") for m in ("duality", "probe", "spectrum"))
 
@@ -77,16 +79,11 @@ def covariance_route():
          probe.duality_stats, probe.spectrum, duality.duality_stats) = saved
 
 
-def one_call(z1, z2) -> tuple[dict, torch.Tensor]:
-    stats = probe.embedding_stats(z1, z2, center_threshold=0.9, dimensional_fraction=0.1)
-    return stats, probe.spectrum(z1, gather_distributed=False)
-
-
 def timed(z1, z2, repeats: int) -> tuple[float, dict, torch.Tensor]:
     times, out = [], None
     for _ in range(repeats):
         t0 = time.perf_counter()
-        out = one_call(z1, z2)
+        out = monitor_call(z1, z2)
         times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times), *out
 

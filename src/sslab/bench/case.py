@@ -16,6 +16,7 @@ from ..build import method_from_config, pipeline_from_config
 from ..config import Config, resolve
 from ..data import TensorImages, dataset_info
 from ..engine.module import SSLModule
+from ..engine.train import engine_module
 
 #: image side -> the dataset whose recipe sets the networks and views at that size
 DATASET_OF_SIZE = {28: "mnist5k", 32: "cifar10", 96: "stl10", 224: "imagenet100"}
@@ -70,12 +71,5 @@ def synthetic_images(case: Case, device: torch.device, seed: int = 0) -> TensorI
 def case_module(cfg: Config, steps: int, device: torch.device) -> SSLModule:
     """The engine's module for ``cfg`` (method, views, optimiser, online probe) on ``device``, scheduled
     for ``steps`` steps in one epoch."""
-    method = method_from_config(cfg)
-    if cfg.channels_last:
-        method = method.to(memory_format=torch.channels_last)
-    if cfg.compile:  # as the engine does: in place
-        method.compile(**cfg.compile_args)
-    module = SSLModule(method, pipeline_from_config(cfg), cfg.optim, num_classes=10, steps_per_epoch=steps, epochs=1,
-                       global_batch=cfg.batch_size, seed=cfg.seed, online_probe=cfg.eval.online_probe,
-                       channels_last=cfg.channels_last, check_every=cfg.log_every_n_steps)
+    module = engine_module(cfg, method_from_config(cfg), pipeline_from_config(cfg), 10, steps, 1, cfg.batch_size)
     return module.to(device)

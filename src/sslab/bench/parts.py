@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..diagnostics.probe import embedding_stats
-from ..diagnostics.spectrum import spectrum
+from ..diagnostics import probe as monitor  # the module: its functions, looked up at call time
 
 JPEG_SIZE = (500, 375)  # the median ImageNet photo
 
@@ -68,6 +67,12 @@ def loader_rate(workers: list[int], images: int = 256, batch: int = 32, load_siz
     return rows
 
 
+def monitor_call(z1: torch.Tensor, z2: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    """What the diagnostics monitor computes on the probe set's embeddings at each trace step: the statistics
+    and the covariance spectrum."""
+    return monitor.embedding_stats(z1, z2, center_threshold=0.9, dimensional_fraction=0.1), monitor.spectrum(z1)
+
+
 def diagnostics_ms(n: int, d: int, device: torch.device, repeats: int = 3) -> float:
     """Median ms of the monitor's statistics and spectrum on random ``(n, d)`` embeddings."""
     g = torch.Generator(device=device).manual_seed(0)
@@ -76,8 +81,7 @@ def diagnostics_ms(n: int, d: int, device: torch.device, repeats: int = 3) -> fl
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        embedding_stats(z1, z2, center_threshold=0.9, dimensional_fraction=0.1)
-        spectrum(z1)
+        monitor_call(z1, z2)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)

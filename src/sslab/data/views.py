@@ -238,12 +238,22 @@ def color_jitter(x: torch.Tensor, spec: ViewSpec, g: torch.Generator, apply: tor
         return x
     factors = torch.stack(factors, 1)
     order = torch.rand(b, len(ops), generator=g, device=dev).argsort(1)  # a random permutation per sample
+    return _on_samples(x, apply, masked, lambda y, idx: _jitter_masked(y, ops, factors, order) if idx is None
+                       else _jitter_gathered(y, ops, factors[idx], order[idx]))
+
+
+def _on_samples(x: torch.Tensor, apply: torch.Tensor | None, masked: bool, transform) -> torch.Tensor:
+    """``x`` with ``transform(part, idx)`` applied where ``apply`` (bool ``(B,)``; None: everywhere) is true:
+    ``masked``, on the whole batch (``idx`` None) and kept by ``torch.where``; else on the gathered samples
+    only (``idx`` their indices, which the host reads)."""
     if masked:
-        y = _jitter_masked(x, ops, factors, order)
+        y = transform(x, None)
         return y if apply is None else _where(apply, y, x)
-    idx = torch.arange(b, device=dev) if apply is None else apply.nonzero()[:, 0]
+    idx = torch.arange(x.shape[0], device=x.device) if apply is None else apply.nonzero()[:, 0]
+    if not idx.numel():
+        return x
     out = x.clone()
-    out[idx] = _jitter_gathered(x[idx], ops, factors[idx], order[idx])
+    out[idx] = transform(x[idx], idx)
     return out
 
 
@@ -308,13 +318,8 @@ def augment(images: torch.Tensor, spec: ViewSpec, generator: torch.Generator, ma
     if spec.blur_p > 0:
         apply = _coin(b, spec.blur_p, generator, dev)
         sigma = _uniform(b, *spec.blur_sigma, generator, dev)
-        if masked:
-            x = _where(apply, gaussian_blur(x, sigma, spec.blur_kernel), x)
-        else:
-            idx = apply.nonzero()[:, 0]
-            if idx.numel():
-                x = x.clone()
-                x[idx] = gaussian_blur(x[idx], sigma[idx], spec.blur_kernel)
+        x = _on_samples(x, apply, masked,
+                        lambda y, idx: gaussian_blur(y, sigma if idx is None else sigma[idx], spec.blur_kernel))
     if spec.solarize_p > 0:
         sol = torch.where(x >= spec.solarize_threshold, 1 - x, x)
         x = _where(_coin(b, spec.solarize_p, generator, dev), sol, x)

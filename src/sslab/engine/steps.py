@@ -26,22 +26,28 @@ def synchronize(device: torch.device) -> None:
 
 @dataclass
 class LoopRun:
-    """Mean ms per step after the warm-up and, when watched, each step's reads (``{kind: count}``) and
-    whether it was a logging step."""
+    """Mean ms per step after the warm-up and, when watched, each recorded step's number (optimiser steps
+    done with it) and reads (``{kind: count}``)."""
 
     ms: float
+    steps: list[int]
     reads: list[dict[str, int]]
-    logging: list[bool]
+    log_every: int
 
     @property
     def syncs(self) -> list[int]:
         return [sum(r.values()) for r in self.reads]
 
+    @property
+    def logging(self) -> list[bool]:
+        """Whether each recorded step wrote the logs (Lightning: every ``log_every`` steps)."""
+        return [s % self.log_every == 0 for s in self.steps]
+
 
 def fit_steps(module: SSLModule, batches: Iterable, device: torch.device, precision: str, steps: int, warmup: int,
               log_every: int, watch=None) -> LoopRun:
     """Train ``module`` with Lightning for ``warmup + steps`` batches of ``batches`` (one epoch)."""
-    window = StepWindow(warmup, warmup + steps, device, watch, log_every)
+    window = StepWindow(warmup, warmup + steps, device, watch)
     trainer = pl.Trainer(accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,
                          max_steps=warmup + steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
@@ -49,7 +55,7 @@ def fit_steps(module: SSLModule, batches: Iterable, device: torch.device, precis
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)
         trainer.fit(module, train_dataloaders=batches)
-    return LoopRun(1000 * (window.t1 - window.t0) / steps, window.reads, window.logging)
+    return LoopRun(1000 * (window.t1 - window.t0) / steps, window.steps, window.reads, log_every)
 
 
 class StepWindow(pl.Callback):
@@ -57,11 +63,11 @@ class StepWindow(pl.Callback):
     the next (so the logging done after a step counts in it; the last step, which ends the epoch, is not
     recorded)."""
 
-    def __init__(self, start: int, stop: int, device: torch.device, watch, log_every: int) -> None:
-        self.start, self.stop, self.device, self.watch, self.log_every = start, stop, device, watch, log_every
+    def __init__(self, start: int, stop: int, device: torch.device, watch) -> None:
+        self.start, self.stop, self.device, self.watch = start, stop, device, watch
         self.t0 = self.t1 = 0.0
+        self.steps: list[int] = []
         self.reads: list[dict[str, int]] = []
-        self.logging: list[bool] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         step = trainer.global_step  # steps done before this one
@@ -73,8 +79,8 @@ class StepWindow(pl.Callback):
         if step == self.start:
             self.watch.__enter__()
         else:
+            self.steps.append(step)  # the step just done
             self.reads.append(self.watch.reads())
-            self.logging.append(step % self.log_every == 0)
         self.watch.reset()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -37,17 +37,20 @@ def _loader(cfg: Config, data, world: int):
         return TensorBatches(data, cfg.batch_size, seed=cfg.seed, world=world)
     from torch.utils.data import DataLoader
 
-    workers = decode_workers(cfg)
+    workers = decode_workers(cfg, data)
     return DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=workers,
                       pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
 
 
-def decode_workers(cfg: Config) -> int:
-    """``num_workers``, or by default the cores this process may use divided among the devices of this node
+def decode_workers(cfg: Config, data=None) -> int:
+    """DataLoader workers for ``data``: none for an in-memory split (:class:`TensorImages`); else
+    ``num_workers``, or by default the cores this process may use divided among the devices of this node
     (JPEG decoding is what limits an image-folder run: about 270-320 images/s per core at 500 x 375); for
     pre-decoded data 0: reading the memory map in the training process is faster than shipping the images
     from workers (measured 9.9k against 2.5k images/s on 2 cores), and with a step that never waits for
     the GPU the read overlaps the GPU's work."""
+    if isinstance(data, TensorImages):
+        return 0
     if cfg.num_workers is not None:
         return cfg.num_workers
     if cfg.predecode:
@@ -75,7 +78,6 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     from .callbacks import DataPlacement, EpochCheckpoint, EpochReport, KNNMonitor
     from .checkpoint import AtomicCheckpointIO
     from .diagnostics import DiagnosticsMonitor
-    from .module import SSLModule
 
     _quiet_lightning()
     out = Path(out)
@@ -102,18 +104,11 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     precision = resolve_precision(cfg.precision, accelerator)
     if accelerator == "gpu":
         gpu_defaults(cfg)
-    if cfg.compile:  # in place (nn.Module.compile): the state_dict keeps its keys, checkpoints stay loadable
-        method.compile(**cfg.compile_args)
     loader = _loader(cfg, built.pretrain, world)
     steps_per_epoch = len(loader)
-    if cfg.channels_last:
-        method = method.to(memory_format=torch.channels_last)
-    module = SSLModule(method, built.pipeline, cfg.optim, built.num_classes, steps_per_epoch, cfg.epochs, cfg.batch_size * world,
-                       seed=cfg.seed, online_probe=cfg.eval.online_probe, channels_last=cfg.channels_last,
-                       kill_at_step=cfg.kill_at_step, check_every=cfg.log_every_n_steps)
+    module = engine_module(cfg, method, built.pipeline, built.num_classes, steps_per_epoch, cfg.epochs, cfg.batch_size * world)
     knn = KNNMonitor(built.train, built.test, size, *normalization(cfg), cfg.eval.knn_k, cfg.eval.knn_temperature,
-                     cfg.eval.knn_every, channels_last=cfg.channels_last,
-                     num_workers=0 if isinstance(built.pretrain, TensorImages) else decode_workers(cfg),
+                     cfg.eval.knn_every, channels_last=cfg.channels_last, num_workers=decode_workers(cfg, built.pretrain),
                      subset=cfg.eval.knn_subset)
     report = EpochReport(knn, cfg.batch_size * world)
     trace = out / "logs" / "diagnostics.jsonl"
@@ -168,6 +163,21 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     if trainer.is_global_zero:
         atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
     return summary
+
+
+def engine_module(cfg: Config, method, pipeline, num_classes: int, steps_per_epoch: int, epochs: int,
+                  global_batch: int):
+    """The engine's :class:`SSLModule` for ``cfg``: the method in channels-last memory and compiled in place
+    (``nn.Module.compile``: the state_dict keeps its keys, checkpoints stay loadable) as ``cfg`` asks."""
+    from .module import SSLModule
+
+    if cfg.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        method.compile(**cfg.compile_args)
+    return SSLModule(method, pipeline, cfg.optim, num_classes, steps_per_epoch, epochs, global_batch, seed=cfg.seed,
+                     online_probe=cfg.eval.online_probe, channels_last=cfg.channels_last, kill_at_step=cfg.kill_at_step,
+                     check_every=cfg.log_every_n_steps)
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
