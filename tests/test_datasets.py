@@ -163,7 +163,7 @@ def test_loader_options_are_config_fields():
     from sslab.data import DATASETS
 
     assert {o for info in DATASETS.values() for o in info.options} == {"verify_md5", "strict_counts", "classes_file",
-                                                                       "predecode", "cache_dir"}
+                                                                       "predecode", "cache_dir", "decode"}
     assert all(o in Config.__dataclass_fields__ for info in DATASETS.values() for o in info.options)
 
 

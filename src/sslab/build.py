@@ -17,6 +17,7 @@ from torch import nn
 
 from .config import Config
 from .data import DatasetInfo, TensorImages, ViewPipeline, ViewSpec, dataset_info, load_split, view_pipeline
+from .data.decode import as_images, collate_images, resolve_decode
 from .methods import build_method, method_spec
 from .nets import VIT_SIZES, create_backbone
 
@@ -103,7 +104,8 @@ def probe_images(data, n: int) -> torch.Tensor:
     """The first ``n`` images of a split as one uint8 tensor ``(n, C, H, W)`` (the diagnostics' fixed probe set)."""
     if isinstance(data, TensorImages):
         return data.images[:n]
-    return torch.stack([data[i][0] for i in range(min(n, len(data)))])
+    items = [data[i][0] for i in range(min(n, len(data)))]
+    return as_images(collate_images([(x, 0, 0) for x in items])[0], "cpu")
 
 
 def build(cfg: Config) -> Built:
@@ -112,6 +114,8 @@ def build(cfg: Config) -> Built:
     info = dataset_info(cfg.dataset)
     # the loader's own options, as the dataset declares them (verify_md5, strict_counts, classes_file)
     kw = {k: getattr(cfg, k) for k in info.options if getattr(cfg, k) is not None}
+    if "decode" in kw:
+        kw["decode"] = resolve_decode(kw["decode"], cfg.accelerator)
     pretrain = load_split(cfg.dataset, info.pretrain_split, cfg.data_root, **kw)
     same = info.train_split == info.pretrain_split
     train = pretrain if same else load_split(cfg.dataset, info.train_split, cfg.data_root, **kw)

@@ -92,6 +92,7 @@ class Config:
     classes_file: str | None = None  # imagefolder: class subset (e.g. ImageNet-100)
     predecode: bool = False  # imagefolder: decode once to a uint8 memory-mapped file, read it in later runs
     cache_dir: str | None = None  # where predecode writes (default <data_root>/.sslab_cache)
+    decode: str = "auto"  # imagefolder JPEGs: workers (Pillow) | device (nvJPEG); auto: device on a CUDA GPU with torchvision
     verify_md5: bool = True  # cifar: check the official checksums
     strict_counts: bool = True  # stl10: check the official image counts (false for subsets)
     backbone: str = "auto"  # auto: convnet for <= 32 px grayscale, resnet18 otherwise

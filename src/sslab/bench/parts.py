@@ -2,7 +2,8 @@
 
 * :func:`loader_rate` -- images/s of the ImageFolder path alone (JPEG decode in DataLoader workers,
   as training reads ImageNet-100), per worker count, on a folder of synthetic JPEGs at ImageNet's
-  typical 500 x 375, and of the same folder pre-decoded (``predecode=true``: a uint8 memory map);
+  typical 500 x 375, of the same folder pre-decoded (``predecode=true``: a uint8 memory map), and on a
+  CUDA device with torchvision, of the files decoded there (``decode=device``: nvJPEG, workers only read);
 * :func:`diagnostics_ms` -- one call of the diagnostics monitor's statistics (:func:`embedding_stats`
   and the trace's covariance spectrum) on ``(N, D)`` embeddings.
 """
@@ -39,20 +40,27 @@ def write_jpeg_folder(root: Path, images: int, classes: int = 4, seed: int = 0) 
     return root
 
 
-def loader_rate(workers: list[int], images: int = 256, batch: int = 32, load_size: int = 256) -> list[dict]:
+def loader_rate(workers: list[int], images: int = 256, batch: int = 32, load_size: int = 256,
+                device: torch.device | str = "cpu") -> list[dict]:
     """Images/s of the ImageFolder DataLoader (decode, resize to ``load_size``, centre crop, in workers)
-    for each worker count."""
+    for each worker count; pre-decoded; and decoded on ``device`` where that is a GPU torchvision decodes on."""
     from torch.utils.data import DataLoader
 
-    from ..data.imagefolder import ImageFolderImages
+    from ..data.decode import as_images, collate_images, gpu_decoder_available
+    from ..data.imagefolder import ImageFolderBytes, ImageFolderImages
     from ..data.predecode import predecoded
 
+    device = torch.device(device)
+
     def rate(data, n: int) -> float | None:
-        it = iter(DataLoader(data, batch_size=batch, shuffle=True, num_workers=n, drop_last=True))
-        next(it)  # workers started, first batch out: what follows is the steady rate
+        loader = DataLoader(data, batch_size=batch, shuffle=True, num_workers=n, drop_last=True, collate_fn=collate_images)
+        it = iter(loader)
+        as_images(next(it)[0], device)  # workers started, first batch out: what follows is the steady rate
         t0, seen = time.perf_counter(), 0
         for images_, *_ in it:
-            seen += len(images_)
+            seen += len(as_images(images_, device))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         return round(seen / (time.perf_counter() - t0), 1) if seen else None
 
     rows = []
@@ -60,10 +68,12 @@ def loader_rate(workers: list[int], images: int = 256, batch: int = 32, load_siz
         root = write_jpeg_folder(Path(tmp) / "train", images)
         data = ImageFolderImages(root, load_size=load_size)
         memmap = predecoded(data, Path(tmp) / "cache", "train")
+        files = ImageFolderBytes(root, load_size=load_size) if device.type == "cuda" and gpu_decoder_available() else None
         for n in workers:
             jpeg = rate(data, n)
             rows.append({"workers": n, "images_per_s": jpeg, "per_worker": round(jpeg / max(n, 1), 1) if jpeg else None,
-                         "predecoded_images_per_s": rate(memmap, n)})
+                         "predecoded_images_per_s": rate(memmap, n),
+                         "device_decode_images_per_s": rate(files, n) if files is not None else None})
     return rows
 
 

@@ -120,10 +120,12 @@ def run_bench(methods: list[str], sizes: list[int], batches: list[int], precisio
     result = {"environment": environment(device), "steps": steps, "warmup": warmup, "overrides": list(overrides),
               "cases": rows}
     if workers:
-        result["loader"] = loader_rate(workers)
+        result["loader"] = loader_rate(workers, device=device)
         echo("\nImageFolder loader (JPEG 500x375 -> 256 px):")
         echo("\n".join(f"  {r['workers']} workers: {r['images_per_s']:,.0f} img/s ({r['per_worker']:,.0f} per worker); "
-                       f"pre-decoded: {r['predecoded_images_per_s']:,.0f} img/s" for r in result["loader"]))
+                       f"pre-decoded: {r['predecoded_images_per_s']:,.0f} img/s"
+                       + (f"; nvJPEG on {device.type}: {r['device_decode_images_per_s']:,.0f} img/s"
+                          if r["device_decode_images_per_s"] else "") for r in result["loader"]))
     if diagnostics:
         result["diagnostics_ms"] = [{"n": n, "d": d, "ms": round(diagnostics_ms(n, d, device), 2)}
                                     for n, d in DIAGNOSTICS_SHAPES]

@@ -1,6 +1,7 @@
-"""ImageFolder / ImageNet-100: ``root/<split>/<class>/<image>`` decoded lazily in DataLoader workers.
+"""ImageFolder / ImageNet-100: ``root/<split>/<class>/<image>`` decoded lazily in DataLoader workers or on the device.
 
-Each worker decodes with Pillow, resizes the shorter side to ``load_size`` and centre-crops a
+Each worker decodes with Pillow (or, with ``decode=device``, only reads the file, which the training
+device decodes with nvJPEG: :mod:`sslab.data.decode`), resizes the shorter side to ``load_size`` and centre-crops a
 ``load_size`` square, returning uint8 ``(3, load_size, load_size)``; random resized crops and the
 other augmentations then run batched on the device (see :mod:`sslab.data.views`). Cropping the
 stored square first loses the borders of very wide images, the usual price of batched GPU
@@ -17,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .datasets import DataError, DatasetInfo, register
+from .decode import EncodedImages
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")  # any letter case
 SPLIT_ALIASES = {"test": "val", "val": "val", "train": "train"}
@@ -82,15 +84,33 @@ class ImageFolderImages(Dataset):
         return self.decode(path), label, index
 
 
+class ImageFolderBytes(ImageFolderImages):
+    """The same images as encoded files: items ``(EncodedImages, label, index)``, decoded on the training
+    device (:mod:`sslab.data.decode`); workers only read bytes."""
+
+    def __getitem__(self, index: int) -> tuple[EncodedImages, int, int]:
+        path, label = self.samples[index]
+        try:
+            data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+        except OSError as e:
+            raise DataError(f"cannot read image {path}: {e}") from None
+        return EncodedImages([data], self.load_size), label, index
+
+
 def load_imagefolder(
     split: str, root: Path, classes_file: str | None = None, load_size: int = 256, predecode: bool = False,
-    cache_dir: str | None = None,
+    cache_dir: str | None = None, decode: str = "workers",
 ):
     """``split`` is ``train`` or ``val`` (``test`` is an alias of ``val``) under ``root``. With ``predecode``
     the images are decoded once into a uint8 memory-mapped file in ``cache_dir`` (default
-    ``<root>/.sslab_cache``) and read from there (:mod:`sslab.data.predecode`)."""
+    ``<root>/.sslab_cache``) and read from there (:mod:`sslab.data.predecode`); otherwise ``decode=workers``
+    decodes with Pillow in DataLoader workers and ``decode=device`` hands the files' bytes to the training
+    device (:mod:`sslab.data.decode`; ``auto`` is resolved by the caller, :func:`~sslab.data.decode.resolve_decode`)."""
     classes = read_class_list(Path(classes_file)) if classes_file else None
-    data = ImageFolderImages(root / SPLIT_ALIASES[split], load_size=load_size, classes=classes)
+    if decode not in ("workers", "device"):
+        raise DataError(f"unknown decode '{decode}' for an image folder; valid choices: workers, device")
+    kind = ImageFolderBytes if decode == "device" and not predecode else ImageFolderImages
+    data = kind(root / SPLIT_ALIASES[split], load_size=load_size, classes=classes)
     if predecode:
         from .predecode import predecoded
 
@@ -113,17 +133,17 @@ register(DatasetInfo(
     (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
     "ImageNet-100 (CMC's 100 classes, solo-learn's list): root/train/<wnid>/*, root/val/<wnid>/*",
     files=tuple(f"{split}/{c}/" for split in ("train", "val") for c in read_class_list(IMAGENET100_CLASSES)),
-    source=IMAGENET_SOURCE, options=("classes_file", "predecode", "cache_dir"),
+    source=IMAGENET_SOURCE, options=("classes_file", "predecode", "cache_dir", "decode"),
 ))
 register(DatasetInfo(
     "imagenet", load_imagefolder, ("train", "val", "test"), "train", "train", "val", 224, 3,
     (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
     "ImageNet-1k (ILSVRC2012): root/train/<wnid>/*, root/val/<wnid>/* (1,000 class folders each)",
-    files=("train/", "val/"), source=IMAGENET_SOURCE, options=("classes_file", "predecode", "cache_dir"),
+    files=("train/", "val/"), source=IMAGENET_SOURCE, options=("classes_file", "predecode", "cache_dir", "decode"),
 ))
 register(DatasetInfo(
     "imagefolder", load_imagefolder, ("train", "val", "test"), "train", "train", "val", 224, 3,
     (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
     "root/train/<class>/*, root/val/<class>/*; classes_file= selects a subset",
-    files=("train/", "val/"), options=("classes_file", "predecode", "cache_dir"),
+    files=("train/", "val/"), options=("classes_file", "predecode", "cache_dir", "decode"),
 ))

@@ -1,8 +1,9 @@
 """The one LightningModule that trains any method: views on the device, the method's loss, a probe.
 
-Per step: uint8 batch -> views (generator seeded by ``(seed, global_step, rank)``, so a resumed
-run draws the same views) -> ``method(views)`` -> loss (+ the online linear probe's
-cross-entropy on detached features) -> optimiser step -> ``method.after_step`` -> callbacks.
+Per step: uint8 batch (with ``decode=device``, image files decoded on the device first) -> views
+(generator seeded by ``(seed, global_step, rank)``, so a resumed run draws the same views) ->
+``method(views)`` -> loss (+ the online linear probe's cross-entropy on detached features) -> optimiser
+step -> ``method.after_step`` -> callbacks.
 Every other scalar (0-dim tensor) the method returns is logged as ``method/<name>`` (epoch mean).
 
 Nothing in a step reads a tensor on the host (on a GPU that would make the CPU wait for every
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.decode import as_images
 from ..data.loaders import seeded_generator
 from ..data.views import ViewPipeline
 from ..methods import SSLMethod
@@ -76,7 +78,7 @@ class SSLModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels, _ = batch
-        return self.step_loss(self.make_views(images), labels)
+        return self.step_loss(self.make_views(as_images(images, self.device)), labels)
 
     def step_loss(self, views: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
         """The loss to minimise on ``views`` (the method's, plus the online probe's), with its metrics logged."""

@@ -26,6 +26,7 @@ from ..build import backbone_from_config, build, normalization, probe_images
 from ..config import Config, save
 from ..data import TensorBatches
 from ..data.datasets import TensorImages
+from ..data.decode import collate_images
 from ..evaluation import knn_accuracy, linear_probe
 from ..io import CheckpointError, atomic_write_text
 
@@ -39,6 +40,7 @@ def _loader(cfg: Config, data, world: int):
 
     workers = decode_workers(cfg, data)
     return DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=workers,
+                      collate_fn=collate_images,
                       pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
 
 

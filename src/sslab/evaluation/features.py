@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from ..data.datasets import TensorImages
+from ..data.decode import as_images, collate_images
 from ..data.views import eval_view
 
 
@@ -44,12 +45,13 @@ def extract_features(
         batches = ((images[i : i + batch_size], labels_[i : i + batch_size]) for i in range(0, len(labels_), batch_size))
     else:
         part = Subset(data, range(rank, n, world)) if (world, n) != (1, len(data)) else data
-        batches = ((x, y) for x, y, _ in DataLoader(part, batch_size=batch_size, num_workers=num_workers))
+        loader = DataLoader(part, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_images)
+        batches = ((x, y) for x, y, _ in loader)
     device = torch.device(device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     feats, labels = [], []
     for x, y in batches:
-        v = eval_view(x.to(device, non_blocking=True), size, mean, std)
+        v = eval_view(as_images(x, device), size, mean, std)
         if channels_last:
             v = v.contiguous(memory_format=torch.channels_last)
         with amp:
