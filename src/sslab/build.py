@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from .config import Config
+from .config import Config, ConfigError
 from .data import DatasetInfo, TensorImages, ViewPipeline, ViewSpec, dataset_info, load_split, view_pipeline
 from .data.decode import as_images, collate_images, resolve_decode
 from .methods import build_method, method_spec
@@ -52,7 +52,10 @@ def backbone_from_config(cfg: Config, channels: int, size: int) -> nn.Module:
     name, stem = resolve_backbone(cfg, channels, size)
     if name in VIT_SIZES:
         return create_backbone(name, in_channels=channels, **{"img_size": size, **cfg.backbone_args})
-    return create_backbone(name, in_channels=channels, stem=stem, width=cfg.width, **cfg.backbone_args)
+    try:
+        return create_backbone(name, in_channels=channels, stem=stem, width=cfg.width, **cfg.backbone_args)
+    except TypeError as e:  # an option the backbone's constructor does not take
+        raise ConfigError(f"bad backbone_args {dict(cfg.backbone_args)} for {name}: {e}") from None
 
 
 def global_specs_with(specs: tuple, **changes) -> tuple:

@@ -11,7 +11,22 @@ import sys
 import time
 from pathlib import Path
 
-USAGE_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, FloatingPointError)
+USAGE_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, FloatingPointError)
+
+
+def one_line(e: BaseException) -> str:
+    """The message of ``e`` as one line: an OSError's strerror and file (a full disk, a read-only folder),
+    and for an error re-raised from a DataLoader worker ("Caught DataError in DataLoader worker process 0.
+    Original Traceback ...") the original error's own line, which names the file."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    if lines[0].startswith("Caught ") and "Original Traceback" in str(e):
+        last = lines[-1]
+        return last.split(": ", 1)[1] if ": " in last and "Error" in last.split(": ", 1)[0] else last
+    return lines[0]
 
 
 def _default_out(method: str, dataset: str) -> Path:
@@ -37,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = resolve(target, overrides)
     out = Path(args.out) if args.out else _default_out(cfg.method, cfg.dataset)
-    summary = train(cfg, out, resume=args.resume)
+    summary = train(cfg, out, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -159,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method=simclr epochs=10 optim.lr=0.1")
     t.add_argument("--out", help="run folder (default runs/<method>-<dataset>-<time>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="kNN / linear evaluation of a checkpoint's backbone")
     e.add_argument("checkpoint")
@@ -221,11 +237,15 @@ def main(argv: list[str] | None = None) -> int:
         setattr(args, rest, [*getattr(args, rest), *extra])
     elif extra:
         p.error(f"unrecognized arguments: {' '.join(extra)}")
+    from .io import RunStopped
+
     try:
         return args.func(args)
+    except RunStopped as e:
+        print(f"sslab: {e}", file=sys.stderr)
+        return e.code
     except USAGE_ERRORS as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"sslab: error: {msg}", file=sys.stderr)
+        print(f"sslab: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sslab: interrupted; continue with --resume", file=sys.stderr)

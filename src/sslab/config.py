@@ -177,6 +177,8 @@ def load_recipe(name_or_path: str) -> dict[str, Any]:
     path = Path(name_or_path)
     if not path.suffix:
         path = RECIPE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file() and path.suffix in (".yaml", ".yml") and path.name != f"{name_or_path}.yaml":
+        raise ConfigError(f"recipe file {path} not found")
     if not path.is_file():
         raise ConfigError(f"unknown recipe '{name_or_path}'; valid choices: {', '.join(recipe_names())} or a .yaml file")
     data = _read_yaml(path)
@@ -221,6 +223,9 @@ def _flatten(d: dict[str, Any]) -> dict[str, Any]:
     """Recipe mapping -> override keys: ``optim``/``eval``/``diagnostics``/``ddp`` sections dotted, ``method_args`` unnested."""
     out = {}
     for k, v in d.items():
+        if k in ("optim", "eval", "diagnostics", "ddp", "method_args", "backbone_args", "view_args", "compile_args") \
+                and not isinstance(v, dict):
+            raise ConfigError(f"bad value for '{k}': {v!r}; valid: a mapping of key: value")
         if isinstance(v, dict) and k in ("optim", "eval", "diagnostics", "ddp"):
             out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
         elif isinstance(v, dict) and k == "method_args":
@@ -251,9 +256,12 @@ def resolve(recipe: str | None = None, overrides: list[str] | None = None) -> Co
         for layer in (_flatten(base), cli):
             cfg = OmegaConf.merge(cfg, _route(layer, method_keys))
         cfg.method, cfg.dataset = method, dataset
+        resolved = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
         raise ConfigError(_one_line(e)) from None
-    return OmegaConf.to_object(cfg)
+    from .validate import check_config  # local: it imports the method registry
+
+    return check_config(resolved)
 
 
 def _one_line(e: OmegaConfBaseException) -> str:

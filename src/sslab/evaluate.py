@@ -10,7 +10,7 @@ from .build import method_from_config, normalization
 from .config import Config, resolve
 from .data import dataset_info, load_split
 from .evaluation import extract_features, knn_accuracy, linear_probe
-from .io import CheckpointError, safe_load
+from .io import CheckpointError, check_fits, safe_load
 
 
 def load_run_config(checkpoint: Path) -> Config:
@@ -32,9 +32,8 @@ def load_method(checkpoint: str | Path) -> tuple[torch.nn.Module, Config, int]:
     method = method_from_config(cfg)
     prefix = "method."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    missing, unexpected = method.load_state_dict(state, strict=False)
-    if missing:
-        raise CheckpointError(f"checkpoint {checkpoint} does not match method '{cfg.method}' (missing {missing[0]})")
+    check_fits(method.state_dict(), state, checkpoint, f"method '{cfg.method}' as its config.yaml builds it")
+    method.load_state_dict(state, strict=False)
     return method.eval(), cfg, int(ckpt.get("global_step", 0))
 
 

@@ -11,6 +11,8 @@ plugin (:class:`sslab.engine.checkpoint.AtomicCheckpointIO`) calls these; ``ssla
 from __future__ import annotations
 
 import os
+import pickle
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,24 @@ class CheckpointError(ValueError):
     """A missing, corrupt or foreign checkpoint (one-line message)."""
 
 
+class RunStopped(Exception):
+    """Training stopped on a signal after writing a checkpoint; ``code`` is the exit code (128 + signal)."""
+
+    def __init__(self, signum: int, step: int, checkpoint: str) -> None:
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.code = 128 + signum
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name} after step {step}; checkpoint written to {checkpoint}; "
+                         "continue with --resume")
+
+
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save(obj)`` to ``path`` through a temporary file and ``os.replace`` (creates the folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is as readable as the run's other files
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -36,6 +50,12 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:
@@ -54,12 +74,31 @@ def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         raise CheckpointError(f"checkpoint {path} not found")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "GLOBAL" not in str(e):  # not a class or function it refused: garbage bytes
+            raise CheckpointError(f"checkpoint {path} is corrupt or not an sslab checkpoint (not a torch file)") from None
+        # torch's weights-only unpickler met a class or function it will not build
+        raise CheckpointError(f"checkpoint {path} holds pickled objects other than tensors and plain containers; "
+                              "sslab does not execute code from files, so it will not load it") from None
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"checkpoint {path} is corrupt or not an sslab checkpoint ({first[:200]})") from None
+        raise CheckpointError(f"checkpoint {path} is corrupt or not an sslab checkpoint ({first[:120]})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"checkpoint {path} has no 'state_dict'; not a Lightning/sslab checkpoint")
     return ckpt
 
 
-__all__ = ["CheckpointError", "atomic_save", "atomic_write_text", "safe_load"]
+def check_fits(expected: dict[str, torch.Tensor], found: dict[str, Any], path: str | os.PathLike, what: str) -> None:
+    """:class:`CheckpointError` naming the first tensor of ``expected`` (a model's state_dict) that ``found``
+    (a checkpoint's) lacks or holds in another shape -- before ``load_state_dict`` would fail with torch's
+    multi-line size-mismatch text."""
+    for key, tensor in expected.items():
+        if key not in found:
+            raise CheckpointError(f"checkpoint {path} does not fit {what}: it has no '{key}' (another method or options)")
+        got = found[key]
+        if isinstance(got, torch.Tensor) and tuple(got.shape) != tuple(tensor.shape):
+            raise CheckpointError(f"checkpoint {path} does not fit {what}: '{key}' is {tuple(got.shape)} in the "
+                                  f"checkpoint, {tuple(tensor.shape)} here (another backbone, width or head)")
+
+
+__all__ = ["CheckpointError", "RunStopped", "atomic_save", "atomic_write_text", "check_fits", "safe_load"]

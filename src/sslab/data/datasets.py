@@ -15,7 +15,10 @@ import hashlib
 import importlib.util
 import os
 import pickle
+import shutil
 import tarfile
+import tempfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,17 +205,28 @@ def safe_unpickle(path: Path) -> dict:
 
 
 def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract a tar archive refusing absolute paths, '..' and links that leave ``dest``."""
-    with tarfile.open(archive) as tar:
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(dest, filter="data")
-            return
-        root = dest.resolve()
-        for m in tar.getmembers():
-            target = (dest / m.name).resolve()
-            if not str(target).startswith(str(root)) or m.issym() or m.islnk() or m.isdev():
-                raise DataError(f"refusing unsafe archive member '{m.name}' in {archive}")
-        tar.extractall(dest)
+    """Extract a tar archive refusing absolute paths, '..' and links that leave ``dest``; into a temporary
+    folder first, moved into ``dest`` only when the whole archive has been read, so a truncated or unsafe
+    archive leaves nothing half-extracted."""
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
+    try:
+        with tarfile.open(archive) as tar:
+            root = tmp.resolve()
+            for m in tar.getmembers():
+                target = (tmp / m.name).resolve()
+                if not target.is_relative_to(root) or m.issym() or m.islnk() or m.isdev():
+                    raise DataError(f"refusing unsafe archive member '{m.name}' in {archive}")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(tmp, filter="data")
+            else:
+                tar.extractall(tmp)
+        for child in tmp.iterdir():
+            os.replace(child, dest / child.name)
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise DataError(f"cannot extract {archive} ({str(e).splitlines()[0] if str(e) else type(e).__name__}): "
+                        "a truncated or damaged archive; download it again") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -283,8 +297,11 @@ def load_cifar(fmt: CifarFormat, split: str, root: Path, verify_md5: bool = True
         batch = safe_unpickle(path)
         data = np.asarray(batch.get("data"))
         lab = batch.get(fmt.label_key)
-        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or lab is None or len(lab) != len(data):
-            raise DataError(f"{path} is not a CIFAR batch: data {data.dtype}{data.shape}, expected uint8 (n, 3072) with n labels")
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+            raise DataError(f"{path} is not a CIFAR batch: data {data.dtype}{data.shape}, expected uint8 (n, 3072)")
+        if lab is None or len(lab) != len(data):
+            raise DataError(f"{path} has {len(data)} images but {'no' if lab is None else len(lab)} labels "
+                            f"('{fmt.label_key}'); a damaged or re-packed batch")
         images.append(data.reshape(-1, 3, 32, 32))
         labels.extend(lab)
     classes = _cifar_classes(folder / fmt.meta[0], fmt.names_key)

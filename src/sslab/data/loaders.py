@@ -1,7 +1,9 @@
 """Mini-batches of an in-memory uint8 dataset, shuffled on the device, no worker processes.
 
 The epoch's order is a permutation drawn from ``(seed, epoch)`` alone, so a run resumed at an
-epoch boundary visits exactly the batches an uninterrupted run would. Under DDP every rank cuts
+epoch boundary visits exactly the batches an uninterrupted run would; the loader's state (Lightning
+saves it in checkpoints: ``state_dict`` / ``load_state_dict``) is its place in the epoch, so a run
+resumed from a checkpoint written mid-epoch (on SIGTERM) continues with the next batch. Under DDP every rank cuts
 the same permutation into global batches of ``batch_size x world`` images and takes every
 ``world``-th image of each, so the global batch is the union of the ranks' batches.
 """
@@ -59,6 +61,14 @@ class TensorBatches:
         self.to(device)
         self.batch_size, self.seed, self.rank, self.world, self.drop_last = batch_size, seed, rank, world, drop_last
         self.sampler = _EpochSampler()
+        self.position = 0  # batches of the current epoch trained on (the engine's DataPlacement callback counts)
+        self._resume_at: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume_at = (int(state["epoch"]), int(state["position"]))
 
     def to(self, device: torch.device | str) -> TensorBatches:
         """Move the whole dataset to ``device`` once (the engine calls this with the training device)."""
@@ -75,6 +85,10 @@ class TensorBatches:
         g = seeded_generator("cpu", self.seed, self.sampler.epoch)
         order = torch.randperm(len(self.labels), generator=g).to(self.images.device)
         step = self.batch_size * self.world
-        for b in range(len(self)):
+        start = 0
+        if self._resume_at is not None and self._resume_at[0] == self.sampler.epoch:
+            start = self._resume_at[1]  # the checkpoint was written after these batches of this epoch
+        self._resume_at, self.position = None, start
+        for b in range(start, len(self)):
             idx = order[b * step : (b + 1) * step][self.rank :: self.world]
             yield self.images[idx], self.labels[idx], idx

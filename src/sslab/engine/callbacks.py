@@ -13,15 +13,38 @@ from ..evaluation import knn_accuracy, sharded_features
 
 class EpochCheckpoint(pl.Callback):
     """Writes ``path`` (atomically, through the trainer's checkpoint I/O) at the end of every ``every``-th
-    epoch and of the last one."""
+    epoch and of the last one. Listed first among the callbacks, so the epoch's checkpoint exists before an
+    evaluation callback could fail; :class:`EpochCheckpointRefresh`, listed after them, writes it again
+    when their own state (kept in the checkpoint) changed."""
 
     def __init__(self, path, every: int = 1) -> None:
         self.path, self.every = str(path), max(1, every)
+        self.written: list | None = None  # the callbacks' states in the checkpoint just written
+
+    def due(self, trainer: pl.Trainer) -> bool:
+        done = trainer.current_epoch + 1
+        return done % self.every == 0 or done >= (trainer.max_epochs or done)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        done = trainer.current_epoch + 1
-        if done % self.every == 0 or done >= (trainer.max_epochs or done):
+        self.written = None
+        if self.due(trainer):
             trainer.save_checkpoint(self.path)
+            self.written = callback_states(trainer)
+
+
+def callback_states(trainer: pl.Trainer) -> list:
+    return [repr(cb.state_dict()) for cb in trainer.callbacks]
+
+
+class EpochCheckpointRefresh(pl.Callback):
+    """Rewrites the epoch's checkpoint when a callback between it and this one changed its state (a new best kNN)."""
+
+    def __init__(self, checkpoint: EpochCheckpoint) -> None:
+        self.checkpoint = checkpoint
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.checkpoint.written is not None and callback_states(trainer) != self.checkpoint.written:
+            trainer.save_checkpoint(self.checkpoint.path)
 
 
 class DataPlacement(pl.Callback):
@@ -33,6 +56,9 @@ class DataPlacement(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.loader.to(pl_module.device)
         self.loader.rank, self.loader.world = trainer.global_rank, trainer.world_size
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.loader.position = batch_idx + 1  # batches of this epoch trained on: a checkpoint resumes after them
 
 
 class KNNMonitor(pl.Callback):

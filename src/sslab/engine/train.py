@@ -28,7 +28,7 @@ from ..data import TensorBatches
 from ..data.datasets import TensorImages
 from ..data.decode import collate_images
 from ..evaluation import knn_accuracy, linear_probe
-from ..io import CheckpointError, atomic_write_text
+from ..io import CheckpointError, atomic_write_text, check_fits, safe_load
 
 
 def _loader(cfg: Config, data, world: int):
@@ -71,36 +71,47 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
 
 
-def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
-    """Train ``cfg`` into run folder ``out``; with ``resume`` continue from ``out/checkpoints/last.ckpt``."""
+def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train ``cfg`` into run folder ``out``; with ``resume`` continue from ``out/checkpoints/last.ckpt``.
+
+    Everything that can fail on bad input -- options, data, names, devices, the checkpoint to resume and
+    its fit to ``cfg`` -- fails before anything is written; then the folder is claimed (:mod:`.runfolder`:
+    locked, and refused when it holds another run unless ``overwrite``)."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import RichProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from .callbacks import DataPlacement, EpochCheckpoint, EpochReport, KNNMonitor
+    from .callbacks import DataPlacement, EpochCheckpoint, EpochCheckpointRefresh, EpochReport, KNNMonitor
     from .checkpoint import AtomicCheckpointIO
     from .diagnostics import DiagnosticsMonitor
+    from .runfolder import check_out, claim, resume_changes
+    from .signals import RunStopped, StopOnSignal
 
     _quiet_lightning()
     out = Path(out)
+    lead = launch_rank() == 0  # the processes a DDP launcher starts for the other ranks find the folder claimed
+    if lead:
+        check_out(out, resume, overwrite)
     ckpt = out / "checkpoints" / "last.ckpt"
     if resume and not ckpt.is_file():
         raise CheckpointError(f"cannot resume: {ckpt} not found (start the run without --resume)")
+    saved = safe_load(ckpt) if resume else None  # a corrupt checkpoint fails here, before anything is written
+    if resume:
+        resume_changes(_started_config(out, cfg), cfg, done_epochs=int(saved.get("epoch", 0)))
     wall0 = time.perf_counter()
     torch.set_flush_denormal(True)  # denormal floats slow CPU kernels by 10x+ (seen with SimSiam)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
-    # everything that can fail on bad input (data, names, options) fails before the run folder exists
     built = build(cfg)
     info, method, size = built.info, built.method, built.image_size
-    out.mkdir(parents=True, exist_ok=True)
-    save(cfg, out / "config.yaml")
-    print(f"sslab: training {cfg.method} on {cfg.dataset} ({built.backbone_name}) -> {out}", file=sys.stderr)
 
     accelerator = cfg.accelerator
     if accelerator == "auto":
         accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+    if accelerator == "gpu" and torch.cuda.device_count() < cfg.devices:
+        raise ValueError(f"accelerator=gpu devices={cfg.devices}: this machine has {torch.cuda.device_count()} CUDA "
+                         "GPU(s); use accelerator=cpu (or auto), or fewer devices")
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     world = cfg.devices * cfg.num_nodes if accelerator == "gpu" or cfg.devices > 1 else 1
     precision = resolve_precision(cfg.precision, accelerator)
@@ -109,31 +120,86 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False) -> dict:
     loader = _loader(cfg, built.pretrain, world)
     steps_per_epoch = len(loader)
     module = engine_module(cfg, method, built.pipeline, built.num_classes, steps_per_epoch, cfg.epochs, cfg.batch_size * world)
+    if saved is not None:
+        check_fits(module.state_dict(), saved["state_dict"], ckpt, f"this run's {cfg.method} ({built.backbone_name})")
     knn = KNNMonitor(built.train, built.test, size, *normalization(cfg), cfg.eval.knn_k, cfg.eval.knn_temperature,
                      cfg.eval.knn_every, channels_last=cfg.channels_last, num_workers=decode_workers(cfg, built.pretrain),
                      subset=cfg.eval.knn_subset)
     report = EpochReport(knn, cfg.batch_size * world)
     trace = out / "logs" / "diagnostics.jsonl"
-    if not resume:
-        trace.unlink(missing_ok=True)  # a new run in an old folder starts a new trace; a resumed one appends
     diag = DiagnosticsMonitor(probe_images(built.pretrain, cfg.diagnostics.probe_size), cfg.diagnostics, trace=trace)
     show_bar = cfg.progress and os.isatty(2)  # a live bar on a terminal; plain epoch lines in logs
+    # the epoch's checkpoint first, so an error in an evaluation callback cannot lose it; rewritten after
+    # them when their state (the best kNN so far) changed
     checkpoint = EpochCheckpoint(ckpt, every=cfg.checkpoint_every)
-    trainer = pl.Trainer(
+    placement = [DataPlacement(loader)] if isinstance(loader, TensorBatches) else []
+    stop = StopOnSignal(ckpt, check_every=cfg.log_every_n_steps)  # after DataPlacement: the loader's place is counted
+    trainer = _trainer(
         accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=strategy_of(cfg, world),
         sync_batchnorm=cfg.sync_batchnorm,
         precision=precision, max_epochs=cfg.epochs, deterministic=cfg.deterministic,
         enable_checkpointing=False,  # EpochCheckpoint writes last.ckpt itself
         logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")],
-        callbacks=[knn, report, diag, checkpoint] + ([DataPlacement(loader)] if isinstance(loader, TensorBatches) else [])
+        callbacks=[checkpoint, knn, report, diag, EpochCheckpointRefresh(checkpoint), *placement, stop]
         + ([RichProgressBar(leave=False)] if show_bar else []),
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=show_bar, enable_model_summary=False,
         log_every_n_steps=min(cfg.log_every_n_steps, max(1, steps_per_epoch)), num_sanity_val_steps=0,
         use_distributed_sampler=not isinstance(loader, TensorBatches), limit_val_batches=0,
     )
-    baselines = _baselines(cfg, knn, info.channels, size, device) if cfg.eval.baselines else {}
-    trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if resume else None)
+    folder = claim(out, resume, overwrite) if lead else None  # validation is over: from here on the run writes
+    handlers = stop.install()  # a signal before training starts stops the run at its first step
+    try:
+        if folder is not None:
+            if not resume:
+                trace.unlink(missing_ok=True)  # a new run starts a new trace; a resumed one appends
+            save(cfg, out / "config.yaml")
+            print(f"sslab: training {cfg.method} on {cfg.dataset} ({built.backbone_name}) -> {out}", file=sys.stderr)
+        baselines = _baselines(cfg, knn, info.channels, size, device) if cfg.eval.baselines else {}
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if resume else None)
+        if stop.signum:  # during the last epoch's end: its checkpoint is written, the run is complete but unsummarised
+            raise RunStopped(stop.signum, trainer.global_step, str(ckpt))
+        stop.restore(handlers)
+        return _finish(cfg, out, trainer, module, knn, report, diag, built, baselines, device, world, accelerator,
+                       precision, resume, wall0)
+    finally:
+        stop.restore(handlers)
+        if folder is not None:
+            folder.release()
+
+
+def launch_rank() -> int:
+    """This process's global rank as a launcher set it (torchrun, SLURM, Lightning's subprocess launcher), before
+    any process group exists; 0 for a single process."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(key, "").isdigit() and (key != "SLURM_PROCID" or int(os.environ.get("SLURM_NTASKS", "1")) > 1):
+            return int(os.environ[key])
+    return int(os.environ.get("LOCAL_RANK", "0") or 0) + int(os.environ.get("NODE_RANK", "0") or 0)
+
+
+def _trainer(**kw):
+    """``pl.Trainer(**kw)``, its configuration errors (a device count, a strategy) as one-line ValueErrors."""
+    import lightning.pytorch as pl
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return pl.Trainer(**kw)
+    except MisconfigurationException as e:
+        raise ValueError(str(e).strip().splitlines()[0]) from None
+
+
+def _started_config(out: Path, cfg: Config) -> Config:
+    """The config a run was started with (its ``config.yaml``); ``cfg`` itself when there is none."""
+    from ..config import resolve
+
+    saved = out / "config.yaml"
+    return resolve(str(saved)) if saved.is_file() else cfg
+
+
+def _finish(cfg: Config, out: Path, trainer, module, knn, report, diag, built, baselines: dict, device, world: int,
+            accelerator: str, precision: str, resume: bool, wall0: float) -> dict:
+    """Final kNN / linear / online-probe numbers and ``summary.json``."""
+    info = built.info
 
     # the monitor's features of the final epoch (recomputed only when training had nothing left to do)
     ftr, ytr, fte, yte = knn.features or knn.features_of(module.method.backbone.to(device), device)

@@ -59,12 +59,14 @@ def load_embeddings(prm: dict) -> tuple[torch.Tensor, str]:
         path = Path(prm["embeddings"])
         if not path.is_file():
             raise FileNotFoundError(f"embeddings file not found: {path}")
-        if path.suffix == ".npy":
-            z = torch.from_numpy(np.load(path, allow_pickle=False))
-        elif path.suffix == ".pt":
-            z = torch.load(path, map_location="cpu", weights_only=True)
-        else:
+        if path.suffix not in (".npy", ".pt"):
             raise ValueError(f"embeddings file must be .npy or .pt, got '{path.suffix}'")
+        try:
+            z = (torch.from_numpy(np.load(path, allow_pickle=False)) if path.suffix == ".npy"
+                 else torch.load(path, map_location="cpu", weights_only=True))
+        except Exception:  # pickled objects (refused, never executed), a truncated or foreign file
+            raise ValueError(f"{path} is not a plain array file (numpy.save / torch.save of one tensor); "
+                             "pickled objects are refused: sslab does not execute code from files") from None
         if not isinstance(z, torch.Tensor) or z.ndim != 2:
             raise ValueError(f"{path} must hold one 2-D array (N embeddings x M dimensions)")
         return z, str(path)

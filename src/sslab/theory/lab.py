@@ -71,8 +71,26 @@ def parse_options(name: str, overrides: list[str]) -> dict:
         elif default is not None and value is not None and not isinstance(value, type(default)) and not (
                 isinstance(default, float) and isinstance(value, (int, float))):
             raise ValueError(f"option {key} expects {type(default).__name__}, got '{raw}'")
+        _check_range(key, value, raw)
         options[key] = value
     return options
+
+
+#: options that must be > 0 (the rest of the numbers: >= 0; counts: >= 1; seeds: >= 0)
+POSITIVE = ("lr", "t_end", "alpha_p", "init_scale", "keep", "tau0")
+
+
+def _check_range(key: str, value, raw: str) -> None:
+    """Counts (integer options) are >= 1 (seeds >= 0), other numbers finite and >= 0 (> 0 for :data:`POSITIVE`)."""
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if isinstance(v, int):
+            low = 0 if key == "seed" else 1
+            if v < low:
+                raise ValueError(f"option {key}={raw}: must be an integer >= {low}")
+        elif not math.isfinite(v) or v < 0 or (key in POSITIVE and v == 0):
+            raise ValueError(f"option {key}={raw}: must be a finite number {'> 0' if key in POSITIVE else '>= 0'}")
 
 
 def _plain(obj):

@@ -1,0 +1,121 @@
+"""One run per folder: a lock, a refusal to mix runs, and what a resume may change.
+
+:func:`claim` is called once everything that can fail on bad input has been checked, and before
+anything is written: it takes an exclusive ``flock`` on ``<out>/.sslab.lock`` (the kernel drops it
+when the process dies, even by SIGKILL, so a lock is never stale), refuses a folder that already
+holds a run unless the run is being resumed or ``--overwrite`` was given, and removes the temporary
+files of checkpoint writes that a kill interrupted. :func:`resume_changes` compares a resumed run's
+new configuration with the one it was started with: options that change what the checkpoint holds
+or how it continues (method, data, batch, optimiser, seed, ...) are refused with the list of keys;
+the others (evaluation, diagnostics, logging, workers, precision, more epochs) are applied.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, to_dict
+
+LOCK = ".sslab.lock"
+RUN_FILES = ("config.yaml", "summary.json", "checkpoints", "logs")
+
+#: keys (top-level, or a section for all its keys) a resume may change: they decide how the run is
+#: evaluated, logged, placed or computed, not what its checkpoint holds; ``epochs`` may grow
+RESUMABLE = ("eval", "diagnostics", "progress", "num_workers", "log_every_n_steps", "checkpoint_every",
+             "kill_at_step", "compile", "compile_args", "tf32", "cudnn_benchmark", "precision", "decode",
+             "predecode", "cache_dir", "data_root", "deterministic", "accelerator", "strategy", "ddp",
+             "channels_last", "epochs")
+
+
+class RunFolderError(ValueError):
+    """The run folder is in use, holds another run, or cannot be a folder (one line)."""
+
+
+@dataclass
+class RunFolder:
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = -1
+
+
+def check_out(out: Path, resume: bool = False, overwrite: bool = False) -> None:
+    """Refuse an ``--out`` that cannot become this run's folder, before anything is built or written."""
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out} is a file, not a folder; choose another --out")
+    parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RunFolderError(f"--out {out}: cannot write in {parent} (permission denied or a read-only file system)")
+    if not resume and not overwrite and holds_run(out):
+        raise RunFolderError(f"run folder {out} already holds a run; continue it with --resume, replace it with "
+                             "--overwrite, or choose another --out")
+
+
+def holds_run(out: Path) -> bool:
+    return any((out / name).exists() for name in RUN_FILES)
+
+
+def claim(out: Path, resume: bool, overwrite: bool = False) -> RunFolder:
+    """Create ``out``, lock it, and make it ready for a new (or the resumed) run."""
+    check_out(out, resume, overwrite)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise RunFolderError(f"--out {out}: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise RunFolderError(f"run folder {out} is in use by another sslab process{f' (pid {holder})' if holder else ''}; "
+                             "wait for it to finish or choose another --out") from None
+    if not resume and holds_run(out):
+        if not overwrite:  # a run that started while this one was being set up
+            os.close(fd)
+            raise RunFolderError(f"run folder {out} already holds a run; continue it with --resume, replace it with "
+                                 "--overwrite, or choose another --out")
+        for name in RUN_FILES:
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    for orphan in (out / "checkpoints").glob(".*.tmp"):  # a checkpoint write a kill interrupted
+        orphan.unlink(missing_ok=True)
+    return RunFolder(out, fd)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k in ("optim", "eval", "diagnostics", "ddp"):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def resume_changes(started: Config, now: Config, done_epochs: int = 0) -> list[str]:
+    """The keys whose values differ between the run's saved config and the resumed one; raises
+    :class:`RunFolderError` listing those a resume cannot apply."""
+    a, b = _flat(to_dict(started)), _flat(to_dict(now))
+    changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    refused = [k for k in changed if k.split(".")[0] not in RESUMABLE]
+    if "epochs" in changed and now.epochs < max(done_epochs, 1):
+        refused.append("epochs")
+    if refused:
+        detail = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in refused[:4]) + (" ..." if len(refused) > 4 else "")
+        raise RunFolderError(f"cannot resume with changed {detail}; a resume may change only evaluation, diagnostics, "
+                             "logging, workers, precision and more epochs (start a new run for the rest)")
+    return changed
+
+
+__all__ = ["RESUMABLE", "RunFolder", "RunFolderError", "check_out", "claim", "holds_run", "resume_changes"]
