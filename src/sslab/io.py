@@ -44,12 +44,26 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is as readable as the run's other files
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+            _fault_point()
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_SAVES = [0]
+
+
+def _fault_point() -> None:
+    """Fault injection for tests/test_faults.py: with ``SSLAB_KILL_IN_SAVE=N`` the process SIGKILLs itself in
+    its N-th checkpoint write, after the bytes are in the temporary file and before it replaces the old one."""
+    target = os.environ.get("SSLAB_KILL_IN_SAVE")
+    if target:
+        _SAVES[0] += 1
+        if _SAVES[0] == int(target):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _umask() -> int:

@@ -114,6 +114,9 @@ class EpochReport(pl.Callback):
         self._t0 = 0.0
         self._s0 = 0
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.on_train_epoch_start(trainer, pl_module)  # a run resumed mid-epoch starts no epoch before its first step
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._t0, self._s0 = time.perf_counter(), trainer.global_step
         self._t_last = self._t0

@@ -79,11 +79,12 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
     locked, and refused when it holds another run unless ``overwrite``)."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import RichProgressBar
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import TensorBoardLogger
 
     from .callbacks import DataPlacement, EpochCheckpoint, EpochCheckpointRefresh, EpochReport, KNNMonitor
     from .checkpoint import AtomicCheckpointIO
     from .diagnostics import DiagnosticsMonitor
+    from .logs import ContinuingCSVLogger
     from .runfolder import check_out, claim, resume_changes
     from .signals import RunStopped, StopOnSignal
 
@@ -139,7 +140,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
         sync_batchnorm=cfg.sync_batchnorm,
         precision=precision, max_epochs=cfg.epochs, deterministic=cfg.deterministic,
         enable_checkpointing=False,  # EpochCheckpoint writes last.ckpt itself
-        logger=[CSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")],
+        logger=[ContinuingCSVLogger(out, name="logs", version=""), TensorBoardLogger(out, name="logs", version="tb")],
         callbacks=[checkpoint, knn, report, diag, EpochCheckpointRefresh(checkpoint), *placement, stop]
         + ([RichProgressBar(leave=False)] if show_bar else []),
         plugins=[AtomicCheckpointIO()],
