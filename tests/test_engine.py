@@ -234,3 +234,35 @@ def test_diagnostics_in_summary_and_stop_on_collapse(tmp_path):
     s = json.loads((bad / "summary.json").read_text())
     assert s["diagnostics"]["verdict"] == "complete" and s["diagnostics"]["stopped_on_collapse_at"] is not None
     assert s["steps"] < 20 * (1437 // 64) and "completely collapsed" in r.stderr
+
+
+def test_epoch_checkpoint_survives_an_evaluation_error_and_overwrite_replaces_a_run(tmp_path, monkeypatch, capsys):
+    """An error in the kNN monitor at epoch 2 comes after epoch 2's checkpoint is written (it used to be
+    written last, and was lost); the checkpoint is as readable as the run's other files (mkstemp's 0600
+    before); --overwrite replaces a finished run that a plain rerun refuses."""
+    import stat
+
+    import sslab.engine.callbacks as callbacks
+    from sslab.cli import main
+
+    real, calls = callbacks.knn_accuracy, []
+
+    def failing(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("the kNN monitor failed")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(callbacks, "knn_accuracy", failing)
+    out = tmp_path / "run"
+    args = ["train", *TINY, "epochs=2", "eval.knn_every=1", "progress=false", "--out", str(out)]
+    assert main(args) == 2
+    assert "the kNN monitor failed" in capsys.readouterr().err
+    ckpt = out / "checkpoints" / "last.ckpt"
+    assert safe_load(ckpt)["global_step"] == 44 and safe_load(ckpt)["epoch"] == 1  # epoch 2's, written first
+    mode = stat.S_IMODE(ckpt.stat().st_mode)
+    assert mode == stat.S_IMODE((out / "config.yaml").stat().st_mode) and mode & stat.S_IRGRP
+    monkeypatch.setattr(callbacks, "knn_accuracy", real)
+    assert main(args) == 2 and "already holds a run" in capsys.readouterr().err
+    assert main([*args, "epochs=1", "--overwrite"]) == 0
+    assert safe_load(ckpt)["global_step"] == 22 and not (out / "checkpoints" / ".last.ckpt.tmp").exists()
