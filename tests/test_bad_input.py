@@ -83,7 +83,7 @@ CASES = [
     ("betas", lambda t: ["train", "optim.betas=[0.9, 1.5]"], ["'optim.betas'", "0 to 1"]),
     ("precision", lambda t: ["train", "precision=fp8"], ["'precision': 'fp8'", "bf16-mixed"]),
     ("accelerator", lambda t: ["train", "accelerator=tpu"], ["'accelerator': 'tpu'", "cpu, gpu"]),
-    ("strategy", lambda t: ["train", "strategy=foo"], ["'strategy': 'foo'", "ddp"]),
+    ("strategy", lambda t: ["train", "strategy=foo", *RUN], ["strategy='foo'"]),
     ("decode", lambda t: ["train", "decode=gpu"], ["'decode': 'gpu'", "workers, device"]),
     ("method option type", lambda t: ["train", "method=simclr", "temperature=abc"], ["'temperature': 'abc'", "a number"]),
     ("method option bool", lambda t: ["train", "method=byol", "symmetric=3"], ["'symmetric': 3", "true or false"]),
@@ -110,6 +110,18 @@ CASES = [
      ["cannot resume with changed", "batch_size"]),
     ("resume changed optimiser", lambda t: ["train", "--resume", "optim.lr=0.5", "--out", str(_saved_run(t / "run"))],
      ["cannot resume with changed", "optim.lr"]),
+    ("resume changed probe", lambda t: ["train", "--resume", "eval.online_probe=false", "--out",
+                                        str(_saved_run(t / "run"))], ["cannot resume with changed", "eval.online_probe"]),
+    ("resume fewer epochs", lambda t: ["train", "--resume", "epochs=1", "--out", str(_saved_run(t / "run", epochs=3))],
+     ["cannot resume with changed", "epochs: 3 -> 1"]),
+    ("resume extra tensor", lambda t: ["train", "--resume", "--out",
+                                       str(_saved_run(t / "run", {**_method_state(), "method.extra": torch.zeros(1)}))],
+     ["does not fit", "'method.extra'"]),
+    ("overwrite foreign folder", lambda t: ["train", *RUN, "--overwrite", "--out", str(_foreign(t / "mine"))],
+     ["not written by sslab", "choose another --out"]),
+    ("image folder below a batch", lambda t: ["train", "dataset=imagefolder", f"data_root={_images(t, 2)}",
+                                              "batch_size=8", "backbone=convnet", "image_size=16", *RUN[1:]],
+     ["batch_size 8", "exceeds the 4 images"]),
     ("resume other shape", lambda t: ["train", "--resume", "--out", str(_saved_run(t / "run", _method_state(width=0.5)))],
      ["does not fit", "in the checkpoint"]),
     ("folder in use", lambda t: ["train", *RUN, "--out", str(_locked(t / "busy"))], ["in use by another sslab process"]),
@@ -132,6 +144,18 @@ CASES = [
     ("reproduce unknown", lambda t: ["reproduce", "nope", "--dry-run"], ["'nope'"]),
     ("export missing", lambda t: ["export", str(t / "none"), "--out", str(t / "x.pt")], ["not found"]),
 ]
+
+
+def _foreign(folder: Path) -> Path:
+    """A folder of someone else's files that happen to be called config.yaml and logs/."""
+    (folder / "logs").mkdir(parents=True)
+    (folder / "config.yaml").write_text("mine: true\n")
+    return folder
+
+
+def _images(root: Path, per_class: int) -> Path:
+    write_imagefolder(root / "imgs", ["a", "b"], per_class=per_class, size=16)
+    return root / "imgs"
 
 
 def _yaml(path: Path, data: dict) -> str:

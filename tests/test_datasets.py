@@ -199,3 +199,38 @@ def test_predecoded_image_folder_equals_decoding_and_is_reused(tmp_path, monkeyp
     Image.fromarray(np.zeros((30, 38, 3), dtype=np.uint8)).save(tmp_path / "train" / "a" / "0.JPEG")
     changed = load_split("imagefolder", "train", tmp_path, predecode=True, cache_dir=str(cache))
     assert len(list(cache.glob("*.u8"))) == 2 and int(changed[0][0].max()) < 10
+
+
+def test_resumable_image_folder_loader_orders_by_seed_and_epoch_and_resumes_mid_epoch(tmp_path):
+    """One process's image-folder loader: epoch e's order is drawn from (seed, e) alone (the global generator,
+    which a resumed process does not restore, plays no part), and its state resumes after the batches trained."""
+    from sslab.data.decode import collate_images
+    from sslab.data.loaders import ResumableLoader
+
+    write_imagefolder(tmp_path, ["a", "b", "c"], per_class=4, size=16)
+    data = load_imagefolder("train", tmp_path, load_size=8)
+
+    def epoch(loader, e):
+        loader.sampler.set_epoch(e)
+        return [idx.tolist() for _, _, idx in loader]
+
+    first = ResumableLoader(data, batch_size=3, seed=5, collate_fn=collate_images)
+    torch.manual_seed(123)
+    e1 = epoch(first, 1)
+    torch.manual_seed(999)  # another global state: the same order
+    assert epoch(first, 1) == e1 and epoch(first, 2) != e1 and len(e1) == 4
+    assert sorted(i for b in e1 for i in b) == list(range(12))
+    first.position = 2  # two batches of epoch 1 trained on when the checkpoint was written
+    first.sampler.set_epoch(1)
+    state = first.state_dict()
+    resumed = ResumableLoader(data, batch_size=3, seed=5, collate_fn=collate_images)
+    resumed.load_state_dict(state)
+    it = iter(resumed)  # as Lightning does: the iterator exists before set_epoch is called
+    resumed.sampler.set_epoch(1)
+    assert [idx.tolist() for _, _, idx in it] == e1[2:]  # the rest of epoch 1, then whole epochs again
+    assert epoch(resumed, 1) == e1
+    at_end = ResumableLoader(data, batch_size=3, seed=5, collate_fn=collate_images)
+    at_end.load_state_dict({"epoch": 1, "position": 4})  # an epoch-end checkpoint: epoch 2 from its start
+    it = iter(at_end)
+    at_end.sampler.set_epoch(2)
+    assert [idx.tolist() for _, _, idx in it] == epoch(first, 2)

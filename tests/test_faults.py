@@ -148,3 +148,39 @@ def test_disk_full_keeps_the_previous_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(io_module.torch, "save", real_save)
     assert safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == STEPS // 2
     assert not list((out / "checkpoints").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_image_folder_run_resumes_bit_identical(sig, tmp_path):
+    """An image folder read through DataLoader workers (one process: ResumableLoader), killed in its second
+    epoch (SIGKILL: resumed from epoch 1's checkpoint) or stopped mid-epoch (SIGTERM at a step, via
+    kill_at_step's sibling below), ends as the uninterrupted run."""
+    from ondisk import write_imagefolder
+
+    write_imagefolder(tmp_path / "data", ["a", "b", "c"], per_class=8, size=24)
+    run = ["dataset=imagefolder", f"data_root={tmp_path / 'data'}", "image_size=16", "backbone=convnet", "width=0.25",
+           "batch_size=4", "epochs=2", "deterministic=true", "eval.baselines=false", "eval.linear=false",
+           "eval.knn_every=1", "diagnostics.every=0", "progress=false", "num_workers=2", "proj_hidden_dim=32",
+           "proj_dim=16", "pred_hidden_dim=32", "decode=workers"]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+
+    def train(out, *extra):
+        return subprocess.run([sys.executable, "-m", "sslab", "train", *run, *extra, "--out", str(out)],
+                              capture_output=True, text=True, env=env, timeout=600)
+
+    r = train(tmp_path / "full")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path / "cut"
+    if sig == signal.SIGKILL:
+        r = train(out, "kill_at_step=9")  # 6 steps per epoch: dies in epoch 2
+        assert r.returncode == 137 and safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == 6
+    else:
+        r = train(out, "stop_at_step=9")
+        assert r.returncode == 143 and safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == 9, r.stderr[-2000:]
+    r = subprocess.run([sys.executable, "-m", "sslab", "train", "--resume", "kill_at_step=null", "stop_at_step=null",
+                        "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = (safe_load(d / "checkpoints" / "last.ckpt") for d in (tmp_path / "full", out))
+    assert a["global_step"] == b["global_step"] == 12
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k

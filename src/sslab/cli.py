@@ -120,7 +120,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                            seeds=_ints(args.seeds), arms=args.arms.split(",") if args.arms else None)
         print(result["report"])
         return 0
-    summary = run(args.name, list(args.overrides), out=args.out, dry_run=args.dry_run)
+    summary = run(args.name, list(args.overrides), out=args.out, dry_run=args.dry_run, resume=args.resume,
+                  overwrite=args.overwrite)
     if summary is not None:
         print(json.dumps(summary["reproduce"], indent=2))
     return 0
@@ -202,6 +203,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("name", help="reproduction name (recipe or recipe/row), 'list', or 'claims' (the claims study)")
     r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. data_root=/data devices=8")
     r.add_argument("--out", help="run folder (default runs/reproduce/<name>; claims: runs/claims, --quick: runs/claims-quick)")
+    r.add_argument("--resume", action="store_true", help="continue the reproduction's run from its last checkpoint")
+    r.add_argument("--overwrite", action="store_true", help="replace the run already in its folder (default: refuse)")
     r.add_argument("--dry-run", action="store_true", help="print the resolved config, the expected number and the data it needs")
     r.add_argument("--quick", action="store_true", help="claims: one seed of a few arms, 1 epoch (under 3 minutes)")
     r.add_argument("--report", help="claims: the markdown report (default docs/claims.md; <out>/claims.md with --quick)")
@@ -242,13 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except RunStopped as e:
+        from .engine.train import launch_rank
+
+        if launch_rank() != 0:  # a DDP launcher's child: a non-zero exit would make the launcher kill rank 0
+            return 0
         print(f"sslab: {e}", file=sys.stderr)
         return e.code
     except USAGE_ERRORS as e:
         print(f"sslab: error: {one_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("sslab: interrupted; continue with --resume", file=sys.stderr)
+    except KeyboardInterrupt:  # a second Ctrl-C during training, or one before it started
+        print("sslab: interrupted (a run that had written a checkpoint continues with --resume)", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `sslab list | head`: the reader left; stop quietly (Python docs' recipe)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

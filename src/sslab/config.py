@@ -127,6 +127,7 @@ class Config:
     log_every_n_steps: int = 10
     progress: bool = True
     kill_at_step: int | None = None  # fault injection for resume tests: hard-exit after this step
+    stop_at_step: int | None = None  # fault injection: send this process SIGTERM during this step (a clean stop after it)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
@@ -275,4 +276,6 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def save(cfg: Config, path: Path) -> None:
-    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    from .io import atomic_write_text  # a kill while writing never leaves a truncated config.yaml
+
+    atomic_write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), path)

@@ -24,7 +24,7 @@ class CheckpointError(ValueError):
     """A missing, corrupt or foreign checkpoint (one-line message)."""
 
 
-class RunStopped(Exception):
+class RunStopped(BaseException):  # like KeyboardInterrupt: not caught by `except Exception` (the claims runner's)
     """Training stopped on a signal after writing a checkpoint; ``code`` is the exit code (128 + signal)."""
 
     def __init__(self, signum: int, step: int, checkpoint: str) -> None:
@@ -102,10 +102,16 @@ def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     return ckpt
 
 
-def check_fits(expected: dict[str, torch.Tensor], found: dict[str, Any], path: str | os.PathLike, what: str) -> None:
+def check_fits(expected: dict[str, torch.Tensor], found: dict[str, Any], path: str | os.PathLike, what: str,
+               exact: bool = False) -> None:
     """:class:`CheckpointError` naming the first tensor of ``expected`` (a model's state_dict) that ``found``
     (a checkpoint's) lacks or holds in another shape -- before ``load_state_dict`` would fail with torch's
-    multi-line size-mismatch text."""
+    multi-line size-mismatch text; with ``exact``, also the first tensor ``found`` has and the model lacks
+    (a strict load, as Lightning's resume is)."""
+    extra = [k for k in found if k not in expected] if exact else []
+    if extra:
+        raise CheckpointError(f"checkpoint {path} does not fit {what}: it has '{extra[0]}', which the model has not "
+                              "(another method or options)")
     for key, tensor in expected.items():
         if key not in found:
             raise CheckpointError(f"checkpoint {path} does not fit {what}: it has no '{key}' (another method or options)")

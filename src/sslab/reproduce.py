@@ -201,8 +201,10 @@ def _files_summary(files: tuple[str, ...]) -> str:
     return ", ".join(files) if len(files) <= 6 else f"{', '.join(files[:3])} ... ({len(files)} paths)"
 
 
-def run(name: str, overrides: list[str] | None = None, out: str | None = None, dry_run: bool = False) -> dict | None:
-    """Train reproduction ``name`` (or, with ``dry_run``, print what it would do); returns the summary."""
+def run(name: str, overrides: list[str] | None = None, out: str | None = None, dry_run: bool = False,
+        resume: bool = False, overwrite: bool = False) -> dict | None:
+    """Train reproduction ``name`` (or, with ``dry_run``, print what it would do); returns the summary.
+    ``resume`` continues its run folder, ``overwrite`` replaces the run in it (else a used folder is refused)."""
     r = reproduction(name)
     cfg = r.config(overrides)
     if dry_run:
@@ -217,7 +219,7 @@ def run(name: str, overrides: list[str] | None = None, out: str | None = None, d
     from .engine import train
 
     folder = Path(out) if out else Path("runs") / "reproduce" / name.replace("/", "-")
-    summary = train(cfg, folder)
+    summary = train(cfg, folder, resume=resume, overwrite=overwrite)
     measured = summary.get(r.metric)
     summary["reproduce"] = score(r, measured)
     atomic_write_text(json.dumps(summary, indent=2) + "\n", folder / "summary.json")

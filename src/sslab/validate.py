@@ -3,7 +3,9 @@
 OmegaConf already refuses a value of the wrong type for a typed field (``epochs=abc``); this adds what
 types cannot say -- ``epochs=-1`` would train forever, ``epochs=0`` "succeed" with an untrained encoder,
 ``crop_scale=[2, 1]`` or ``image_size=0`` train on nonsense -- and the options typed only as strings or
-``Any`` (precision, accelerator, optimiser, a method's own options). Each failure is one line naming the
+``Any`` (precision, accelerator, optimiser, a method's own options). Lightning's strategy names are
+checked where the engine builds its Trainer (only the engine imports Lightning), also before anything
+is written. Each failure is one line naming the
 key, the bad value and the valid range or choices (:class:`~sslab.config.ConfigError`).
 """
 
@@ -42,7 +44,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "epochs": _at_least(1), "batch_size": _at_least(1), "seed": _within(0, 2**32 - 1), "devices": _at_least(1),
     "num_nodes": _at_least(1), "width": _above(0), "image_size": _at_least(MIN_IMAGE_SIZE), "local_crops": _at_least(0),
     "log_every_n_steps": _at_least(1), "checkpoint_every": _at_least(1), "num_workers": _at_least(0),
-    "kill_at_step": _at_least(1),
+    "kill_at_step": _at_least(1), "stop_at_step": _at_least(1),
     "optim.lr": _above(0), "optim.weight_decay": _at_least(0, False), "optim.momentum": _within(0, 1, False),
     "optim.eta": _above(0), "optim.warmup_epochs": _at_least(0, False), "optim.final_lr_ratio": _at_least(0, False),
     "optim.bias_lr_ratio": _at_least(0, False), "optim.probe_lr": _above(0), "optim.clip_grad": _at_least(0, False),
@@ -60,14 +62,7 @@ def _choices() -> dict[str, tuple[str, ...]]:
     from .optim import OPTIMIZERS
 
     return {"precision": PRECISIONS, "accelerator": ACCELERATORS, "stem": STEMS, "views": VIEWS,
-            "decode": DECODE_CHOICES, "optim.name": OPTIMIZERS, "eval.linear_report": LINEAR_REPORTS,
-            "strategy": _strategies()}
-
-
-def _strategies() -> tuple[str, ...]:
-    from lightning.pytorch.strategies import StrategyRegistry
-
-    return ("auto", *sorted(StrategyRegistry.available_strategies()))
+            "decode": DECODE_CHOICES, "optim.name": OPTIMIZERS, "eval.linear_report": LINEAR_REPORTS}
 
 
 def _get(cfg: Config, key: str) -> Any:

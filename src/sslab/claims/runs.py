@@ -118,6 +118,7 @@ def _fit(cfg: Config, folder: Path) -> dict:
     its checkpoint (once; a checkpoint that fails to resume is set aside and the run starts afresh), anything
     else is set aside and trained from the start."""
     from ..engine import train
+    from ..engine.runfolder import RunFolderError
 
     if _same_config(folder, cfg):
         if (folder / "summary.json").is_file():
@@ -125,6 +126,8 @@ def _fit(cfg: Config, folder: Path) -> dict:
         if (folder / "checkpoints" / "last.ckpt").is_file():
             try:
                 return train(cfg, folder, resume=True)
+            except RunFolderError:  # in use by another process: never move a live run aside
+                raise
             except Exception as e:  # noqa: BLE001 -- any failure to resume: start again, once
                 print(f"sslab claims: could not resume ({type(e).__name__}: {e}); starting again", file=sys.stderr)
     _set_aside(folder)

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import default_collate
 
+from .datasets import DataError
+
 DECODE_CHOICES = ("auto", "workers", "device")
 JPEG_MAGIC = b"\xff\xd8\xff"
 
@@ -32,10 +34,11 @@ class EncodedImages:
     Deliberately neither a tensor nor iterable: Lightning leaves it on the host when it moves a batch to
     the device, and does not mistake a file's length for the batch size."""
 
-    __slots__ = ("files", "load_size")
+    __slots__ = ("files", "load_size", "names")
 
-    def __init__(self, files: list[torch.Tensor], load_size: int) -> None:
+    def __init__(self, files: list[torch.Tensor], load_size: int, names: list[str] | None = None) -> None:
         self.files, self.load_size = files, load_size
+        self.names = names if names is not None else [f"file {i}" for i in range(len(files))]  # for error messages
 
     def __len__(self) -> int:
         return len(self.files)
@@ -51,8 +54,9 @@ def collate_images(items: list[tuple]) -> tuple:
     if not isinstance(first, EncodedImages):
         return default_collate(items)
     files = [f for it in items for f in it[0].files]
+    names = [n for it in items for n in it[0].names]
     rest = [torch.tensor([it[k] for it in items]) for k in range(1, len(items[0]))]  # labels, indices
-    return (EncodedImages(files, first.load_size), *rest)
+    return (EncodedImages(files, first.load_size, names), *rest)
 
 
 def gpu_decoder_available() -> bool:
@@ -88,12 +92,15 @@ def square(image: torch.Tensor, size: int) -> torch.Tensor:
     return image[:, top : top + size, left : left + size]
 
 
-def pil_decode(data: torch.Tensor) -> torch.Tensor:
-    """uint8 ``(3, h, w)`` of one encoded file, by Pillow on the host."""
+def pil_decode(data: torch.Tensor, name: str = "an image") -> torch.Tensor:
+    """uint8 ``(3, h, w)`` of one encoded file, by Pillow on the host; :class:`DataError` naming ``name``."""
     from PIL import Image
 
-    with Image.open(io.BytesIO(data.numpy().tobytes())) as im:
-        arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    try:
+        with Image.open(io.BytesIO(data.numpy().tobytes())) as im:
+            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot decode image {name}: {e}") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
@@ -135,7 +142,7 @@ class DeviceDecoder:
                 decoded = {}
         out = []
         for i, f in enumerate(batch.files):
-            image = decoded[i] if i in decoded else pil_decode(f).to(device, non_blocking=True)
+            image = decoded[i] if i in decoded else pil_decode(f, batch.names[i]).to(device, non_blocking=True)
             out.append(square(image, batch.load_size))
         return torch.stack(out)
 

@@ -94,7 +94,7 @@ class ImageFolderBytes(ImageFolderImages):
             data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
         except OSError as e:
             raise DataError(f"cannot read image {path}: {e}") from None
-        return EncodedImages([data], self.load_size), label, index
+        return EncodedImages([data], self.load_size, [str(path)]), label, index
 
 
 def load_imagefolder(

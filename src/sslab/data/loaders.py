@@ -61,7 +61,7 @@ class TensorBatches:
         self.to(device)
         self.batch_size, self.seed, self.rank, self.world, self.drop_last = batch_size, seed, rank, world, drop_last
         self.sampler = _EpochSampler()
-        self.position = 0  # batches of the current epoch trained on (the engine's DataPlacement callback counts)
+        self.position = 0  # batches of the current epoch trained on (the engine's LoaderPlace callback counts)
         self._resume_at: tuple[int, int] | None = None
 
     def state_dict(self) -> dict:
@@ -92,3 +92,56 @@ class TensorBatches:
         for b in range(start, len(self)):
             idx = order[b * step : (b + 1) * step][self.rank :: self.world]
             yield self.images[idx], self.labels[idx], idx
+
+
+class SeededOrder(torch.utils.data.Sampler):
+    """The sampler of an image-folder DataLoader in one process: epoch ``e``'s order is the permutation drawn
+    from ``(seed, e)`` (Lightning calls ``set_epoch``), as :class:`TensorBatches`' is, instead of one drawn
+    from the global generator, which a resumed process does not restore; ``skip`` leaves out the first
+    images of the next epoch iterated (a resume after them)."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.n, self.seed, self.epoch, self.skip = n, seed, 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.randperm(self.n, generator=seeded_generator("cpu", self.seed, self.epoch))
+        skip, self.skip = self.skip, 0
+        return iter(order[skip:].tolist())
+
+
+class ResumableLoader(torch.utils.data.DataLoader):
+    """A DataLoader over :class:`SeededOrder` whose state (Lightning keeps it in checkpoints) is its place in
+    the epoch, so a run resumed mid-epoch continues with the next batch of the same order."""
+
+    def __init__(self, data, batch_size: int, seed: int = 0, **kw) -> None:
+        super().__init__(data, batch_size=batch_size, sampler=SeededOrder(len(data), seed), drop_last=True, **kw)
+        self.position = 0  # batches of the current epoch trained on (the engine's LoaderPlace callback counts)
+        self._resume_at: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        epoch, position = int(state["epoch"]), int(state["position"])
+        if position >= len(self):  # written at the epoch's end: the next epoch starts from its beginning
+            epoch, position = epoch + 1, 0
+        self.sampler.set_epoch(epoch)  # Lightning may create the iterator before it calls set_epoch
+        self._resume_at = (epoch, position)
+
+    def __iter__(self):
+        return self._batches()
+
+    def _batches(self):
+        """A generator, so the epoch's order is drawn when the first batch is asked for (after ``set_epoch``)."""
+        start = 0
+        if self._resume_at is not None and self._resume_at[0] == self.sampler.epoch:
+            start = self._resume_at[1]
+            self.sampler.skip = start * self.batch_size
+        self._resume_at, self.position = None, start
+        yield from super().__iter__()

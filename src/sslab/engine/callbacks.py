@@ -33,7 +33,7 @@ class EpochCheckpoint(pl.Callback):
 
 
 def callback_states(trainer: pl.Trainer) -> list:
-    return [repr(cb.state_dict()) for cb in trainer.callbacks]
+    return [repr(cb.state_dict()) for cb in getattr(trainer, "callbacks", [])]
 
 
 class EpochCheckpointRefresh(pl.Callback):
@@ -47,15 +47,18 @@ class EpochCheckpointRefresh(pl.Callback):
             trainer.save_checkpoint(self.checkpoint.path)
 
 
-class DataPlacement(pl.Callback):
-    """Moves an in-memory dataset onto this process's device and tells it its DDP rank."""
+class LoaderPlace(pl.Callback):
+    """Moves an in-memory dataset onto this process's device and tells it its DDP rank; counts the batches of
+    the epoch trained on, the place a checkpoint resumes from (:class:`~sslab.data.loaders.TensorBatches`,
+    :class:`~sslab.data.loaders.ResumableLoader`)."""
 
     def __init__(self, loader) -> None:
         self.loader = loader
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.loader.to(pl_module.device)
-        self.loader.rank, self.loader.world = trainer.global_rank, trainer.world_size
+        if hasattr(self.loader, "to"):
+            self.loader.to(pl_module.device)
+            self.loader.rank, self.loader.world = trainer.global_rank, trainer.world_size
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self.loader.position = batch_idx + 1  # batches of this epoch trained on: a checkpoint resumes after them

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 
 import lightning.pytorch as pl
 import torch
@@ -48,6 +49,7 @@ class SSLModule(pl.LightningModule):
         online_probe: bool = True,
         channels_last: bool = False,
         kill_at_step: int | None = None,
+        stop_at_step: int | None = None,
         check_every: int = 10,
     ) -> None:
         super().__init__()
@@ -60,7 +62,7 @@ class SSLModule(pl.LightningModule):
         self.global_batch = global_batch
         self.seed = seed
         self.channels_last = channels_last
-        self.kill_at_step = kill_at_step
+        self.kill_at_step, self.stop_at_step = kill_at_step, stop_at_step
         self.check_every = max(1, check_every)
         # the first non-finite loss: its step (-1: none yet) and value, kept on the device
         self.register_buffer("nonfinite_step", torch.full((), -1, dtype=torch.long), persistent=False)
@@ -152,6 +154,10 @@ class SSLModule(pl.LightningModule):
         # before any callback sees the model: never a checkpoint, kNN or diagnostics of non-finite weights
         if done % self.check_every == 0 or done % self.steps_per_epoch == 0:
             self.raise_if_nonfinite()
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self.stop_at_step is not None and self.global_step + 1 == self.stop_at_step:
+            os.kill(os.getpid(), signal.SIGTERM)  # fault injection: as a scheduler would, during this step
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         step = self.global_step  # optimiser steps completed, including this one

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,13 @@ RUN_FILES = ("config.yaml", "summary.json", "checkpoints", "logs")
 #: keys (top-level, or a section for all its keys) a resume may change: they decide how the run is
 #: evaluated, logged, placed or computed, not what its checkpoint holds; ``epochs`` may grow
 RESUMABLE = ("eval", "diagnostics", "progress", "num_workers", "log_every_n_steps", "checkpoint_every",
-             "kill_at_step", "compile", "compile_args", "tf32", "cudnn_benchmark", "precision", "decode",
+             "kill_at_step", "stop_at_step", "compile", "compile_args", "tf32", "cudnn_benchmark", "precision", "decode",
              "predecode", "cache_dir", "data_root", "deterministic", "accelerator", "strategy", "ddp",
              "channels_last", "epochs")
+
+
+#: keys inside a resumable section that change what the checkpoint holds (the online probe's weights)
+FIXED = ("eval.online_probe",)
 
 
 class RunFolderError(ValueError):
@@ -43,8 +48,27 @@ class RunFolder:
 
     def release(self) -> None:
         if self.fd >= 0:
+            _HELD.discard(self.fd)
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = -1
+
+
+#: lock descriptors this process holds; a forked child (a DataLoader worker) closes its copies, so the lock
+#: goes with this process -- a flock lasts while any descriptor of it is open, and a worker can outlive a
+#: SIGKILLed parent by seconds
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 def check_out(out: Path, resume: bool = False, overwrite: bool = False) -> None:
@@ -57,6 +81,9 @@ def check_out(out: Path, resume: bool = False, overwrite: bool = False) -> None:
     if not resume and not overwrite and holds_run(out):
         raise RunFolderError(f"run folder {out} already holds a run; continue it with --resume, replace it with "
                              "--overwrite, or choose another --out")
+    if overwrite and holds_run(out) and not (out / LOCK).is_file():
+        raise RunFolderError(f"--overwrite: {out} holds config.yaml, logs/ or checkpoints/ but was not written by sslab "
+                             "train (no .sslab.lock); sslab deletes only its own runs: choose another --out")
 
 
 def holds_run(out: Path) -> bool:
@@ -78,12 +105,16 @@ def claim(out: Path, resume: bool, overwrite: bool = False) -> RunFolder:
         os.close(fd)
         raise RunFolderError(f"run folder {out} is in use by another sslab process{f' (pid {holder})' if holder else ''}; "
                              "wait for it to finish or choose another --out") from None
+    except OSError as e:  # a file system without flock (some network mounts): run, unprotected
+        warnings.warn(f"run folder {out}: cannot lock it ({e.strerror}); two runs into it would not be refused",
+                      stacklevel=2)
+    _HELD.add(fd)
     if not resume and holds_run(out):
         if not overwrite:  # a run that started while this one was being set up
             os.close(fd)
             raise RunFolderError(f"run folder {out} already holds a run; continue it with --resume, replace it with "
                                  "--overwrite, or choose another --out")
-        for name in RUN_FILES:
+        for name in RUN_FILES:  # an sslab run's files only (the lock file marks the folder as one)
             target = out / name
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     os.ftruncate(fd, 0)
@@ -103,13 +134,14 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def resume_changes(started: Config, now: Config, done_epochs: int = 0) -> list[str]:
+def resume_changes(started: Config, now: Config, saved_epoch: int = 0) -> list[str]:
     """The keys whose values differ between the run's saved config and the resumed one; raises
-    :class:`RunFolderError` listing those a resume cannot apply."""
+    :class:`RunFolderError` listing those a resume cannot apply. ``saved_epoch`` is the checkpoint's (0-based)
+    epoch: the run has trained into it, so fewer epochs than ``saved_epoch + 1`` cannot be asked for."""
     a, b = _flat(to_dict(started)), _flat(to_dict(now))
     changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-    refused = [k for k in changed if k.split(".")[0] not in RESUMABLE]
-    if "epochs" in changed and now.epochs < max(done_epochs, 1):
+    refused = [k for k in changed if k.split(".")[0] not in RESUMABLE or k in FIXED]
+    if "epochs" in changed and now.epochs <= saved_epoch:
         refused.append("epochs")
     if refused:
         detail = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in refused[:4]) + (" ..." if len(refused) > 4 else "")

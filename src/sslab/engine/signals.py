@@ -54,6 +54,10 @@ class StopOnSignal(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.install()  # over Lightning's SIGTERM handler, installed at fit start; it restores the earlier ones at the end
+        connector = getattr(trainer, "_signal_connector", None)
+        if connector is not None and connector.received_sigterm:  # came while Lightning's handler was in place
+            self.signum = self.signum or signal.SIGTERM
+            connector.received_sigterm = False  # else Lightning ends the fit itself, exit code 0, no checkpoint
 
     def _agreed(self, trainer: pl.Trainer, step_end: bool) -> int | None:
         if trainer.world_size == 1 or not (dist.is_available() and dist.is_initialized()):
@@ -65,6 +69,9 @@ class StopOnSignal(pl.Callback):
         return int(flag) or None
 
     def _stop(self, trainer: pl.Trainer, signum: int) -> None:
+        pl_module = trainer.lightning_module
+        if hasattr(pl_module, "raise_if_nonfinite"):
+            pl_module.raise_if_nonfinite()  # never overwrite the last good checkpoint with non-finite weights
         trainer.save_checkpoint(self.checkpoint)
         raise RunStopped(signum, trainer.global_step, self.checkpoint)
 

@@ -27,21 +27,34 @@ from ..config import Config, save
 from ..data import TensorBatches
 from ..data.datasets import TensorImages
 from ..data.decode import collate_images
+from ..data.loaders import ResumableLoader
 from ..evaluation import knn_accuracy, linear_probe
 from ..io import CheckpointError, atomic_write_text, check_fits, safe_load
 
 
 def _loader(cfg: Config, data, world: int):
     """In-memory data: :class:`TensorBatches` (moved to the device and told its rank at fit start);
-    image folders: a DataLoader whose sampler Lightning replaces by a DistributedSampler under DDP."""
+    image folders: in one process a :class:`ResumableLoader` (each epoch's order from ``(seed, epoch)``, its
+    place in the epoch in checkpoints), under DDP a DataLoader whose sampler Lightning replaces by a
+    DistributedSampler (also seeded by epoch)."""
     if isinstance(data, TensorImages):
         return TensorBatches(data, cfg.batch_size, seed=cfg.seed, world=world)
     from torch.utils.data import DataLoader
 
     workers = decode_workers(cfg, data)
-    return DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, num_workers=workers,
-                      collate_fn=collate_images,
-                      pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+    kw = dict(num_workers=workers, collate_fn=collate_images, pin_memory=torch.cuda.is_available(),
+              persistent_workers=workers > 0)
+    if world == 1 and cfg.strategy in ("auto", "single_device"):  # any other strategy makes Lightning shard the data
+        return ResumableLoader(data, cfg.batch_size, seed=cfg.seed, **kw)
+    return DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True, **kw)
+
+
+def _steps_per_epoch(loader, data, batch_size: int, world: int) -> int:
+    """Optimiser steps per epoch: the loader's length, or for a DataLoader that Lightning will shard under
+    DDP (a DistributedSampler: ceil(N / world) images per rank) the length it will have then."""
+    if isinstance(loader, (TensorBatches, ResumableLoader)) or world == 1:
+        return len(loader)
+    return -(-len(data) // world) // batch_size
 
 
 def decode_workers(cfg: Config, data=None) -> int:
@@ -81,7 +94,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
     from lightning.pytorch.callbacks import RichProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from .callbacks import DataPlacement, EpochCheckpoint, EpochCheckpointRefresh, EpochReport, KNNMonitor
+    from .callbacks import EpochCheckpoint, EpochCheckpointRefresh, EpochReport, KNNMonitor, LoaderPlace
     from .checkpoint import AtomicCheckpointIO
     from .diagnostics import DiagnosticsMonitor
     from .logs import ContinuingCSVLogger
@@ -95,10 +108,10 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
         check_out(out, resume, overwrite)
     ckpt = out / "checkpoints" / "last.ckpt"
     if resume and not ckpt.is_file():
-        raise CheckpointError(f"cannot resume: {ckpt} not found (start the run without --resume)")
+        raise CheckpointError(f"cannot resume: {ckpt} not found (start the run again with --overwrite)")
     saved = safe_load(ckpt) if resume else None  # a corrupt checkpoint fails here, before anything is written
     if resume:
-        resume_changes(_started_config(out, cfg), cfg, done_epochs=int(saved.get("epoch", 0)))
+        resume_changes(_started_config(out, cfg), cfg, saved_epoch=int(saved.get("epoch", 0)))
     wall0 = time.perf_counter()
     torch.set_flush_denormal(True)  # denormal floats slow CPU kernels by 10x+ (seen with SimSiam)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -119,10 +132,15 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
     if accelerator == "gpu":
         gpu_defaults(cfg)
     loader = _loader(cfg, built.pretrain, world)
-    steps_per_epoch = len(loader)
+    steps_per_epoch = _steps_per_epoch(loader, built.pretrain, cfg.batch_size, world)
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch_size {cfg.batch_size} x {world} device(s) exceeds the {len(built.pretrain)} images of "
+                         f"{cfg.dataset}'s {info.pretrain_split} split: not one full batch per epoch")
     module = engine_module(cfg, method, built.pipeline, built.num_classes, steps_per_epoch, cfg.epochs, cfg.batch_size * world)
     if saved is not None:
-        check_fits(module.state_dict(), saved["state_dict"], ckpt, f"this run's {cfg.method} ({built.backbone_name})")
+        check_fits(module.state_dict(), saved["state_dict"], ckpt, f"this run's {cfg.method} ({built.backbone_name})",
+                   exact=True)
+        del saved  # Lightning loads its own copy
     knn = KNNMonitor(built.train, built.test, size, *normalization(cfg), cfg.eval.knn_k, cfg.eval.knn_temperature,
                      cfg.eval.knn_every, channels_last=cfg.channels_last, num_workers=decode_workers(cfg, built.pretrain),
                      subset=cfg.eval.knn_subset)
@@ -133,8 +151,8 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
     # the epoch's checkpoint first, so an error in an evaluation callback cannot lose it; rewritten after
     # them when their state (the best kNN so far) changed
     checkpoint = EpochCheckpoint(ckpt, every=cfg.checkpoint_every)
-    placement = [DataPlacement(loader)] if isinstance(loader, TensorBatches) else []
-    stop = StopOnSignal(ckpt, check_every=cfg.log_every_n_steps)  # after DataPlacement: the loader's place is counted
+    placement = [LoaderPlace(loader)] if isinstance(loader, (TensorBatches, ResumableLoader)) else []
+    stop = StopOnSignal(ckpt, check_every=cfg.log_every_n_steps)  # after LoaderPlace: the loader's place is counted
     trainer = _trainer(
         accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=strategy_of(cfg, world),
         sync_batchnorm=cfg.sync_batchnorm,
@@ -149,8 +167,9 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
         use_distributed_sampler=not isinstance(loader, TensorBatches), limit_val_batches=0,
     )
     folder = claim(out, resume, overwrite) if lead else None  # validation is over: from here on the run writes
-    handlers = stop.install()  # a signal before training starts stops the run at its first step
+    handlers = None
     try:
+        handlers = stop.install()  # a signal before training starts stops the run at its first step
         if folder is not None:
             if not resume:
                 trace.unlink(missing_ok=True)  # a new run starts a new trace; a resumed one appends
@@ -164,7 +183,8 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
         return _finish(cfg, out, trainer, module, knn, report, diag, built, baselines, device, world, accelerator,
                        precision, resume, wall0)
     finally:
-        stop.restore(handlers)
+        if handlers is not None:
+            stop.restore(handlers)
         if folder is not None:
             folder.release()
 
@@ -246,6 +266,7 @@ def engine_module(cfg: Config, method, pipeline, num_classes: int, steps_per_epo
         method.compile(**cfg.compile_args)
     return SSLModule(method, pipeline, cfg.optim, num_classes, steps_per_epoch, epochs, global_batch, seed=cfg.seed,
                      online_probe=cfg.eval.online_probe, channels_last=cfg.channels_last, kill_at_step=cfg.kill_at_step,
+                     stop_at_step=cfg.stop_at_step,
                      check_every=cfg.log_every_n_steps)
 
 
