@@ -184,3 +184,29 @@ def test_image_folder_run_resumes_bit_identical(sig, tmp_path):
     assert a["global_step"] == b["global_step"] == 12
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+
+
+def test_two_process_ddp_run_stops_on_sigterm_and_resumes_bit_identical(tmp_path):
+    """Two CPU processes (DDP, gloo): a SIGTERM during step 20 (a logging step, where the ranks agree) stops both
+    after it with one checkpoint of step 20; the resumed run ends as the uninterrupted 2-process run."""
+    run = [*RUN, "epochs=3", "accelerator=cpu", "devices=2", "strategy=ddp"]  # 1437 / 128 = 11 steps per epoch
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+
+    def train(out, *extra):
+        return subprocess.run([sys.executable, "-m", "sslab", "train", *run, *extra, "--out", str(out)],
+                              capture_output=True, text=True, env=env, timeout=600)
+
+    r = train(tmp_path / "full")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path / "cut"
+    r = train(out, "stop_at_step=20")
+    assert r.returncode == 143, r.stderr[-2000:]
+    assert "sslab: stopped by SIGTERM after step 20;" in r.stderr
+    assert safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == 20
+    r = subprocess.run([sys.executable, "-m", "sslab", "train", "--resume", "stop_at_step=null", "--out", str(out)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = (safe_load(d / "checkpoints" / "last.ckpt") for d in (tmp_path / "full", out))
+    assert a["global_step"] == b["global_step"] == 33
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
