@@ -266,3 +266,30 @@ def test_epoch_checkpoint_survives_an_evaluation_error_and_overwrite_replaces_a_
     assert main(args) == 2 and "already holds a run" in capsys.readouterr().err
     assert main([*args, "epochs=1", "--overwrite"]) == 0
     assert safe_load(ckpt)["global_step"] == 22 and not (out / "checkpoints" / ".last.ckpt.tmp").exists()
+
+
+def test_a_stop_crosses_process_pools_and_a_held_lock_is_seen(tmp_path):
+    """A worker's RunStopped reaches the claims study's pool intact (pickled by its fields), and in_use tells a
+    folder whose lock another descriptor holds -- what the claims runner checks before moving a folder aside."""
+    import fcntl
+    import pickle
+
+    from sslab.engine.runfolder import claim, in_use
+    from sslab.io import RunStopped
+
+    e = pickle.loads(pickle.dumps(RunStopped(15, 7, "ckpt")))
+    assert (e.signum, e.step, e.checkpoint, e.code) == (15, 7, "ckpt", 143) and "after step 7" in str(e)
+    assert not isinstance(e, Exception)  # `except Exception` in a runner does not swallow a stop
+    assert not in_use(tmp_path / "none")
+    folder = claim(tmp_path / "run", resume=False)
+    try:
+        assert in_use(tmp_path / "run")
+    finally:
+        folder.release()
+    assert not in_use(tmp_path / "run")
+    fd = os.open(tmp_path / "run" / ".sslab.lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        assert in_use(tmp_path / "run")
+    finally:
+        os.close(fd)

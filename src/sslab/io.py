@@ -34,6 +34,9 @@ class RunStopped(BaseException):  # like KeyboardInterrupt: not caught by `excep
         super().__init__(f"stopped by {name} after step {step}; checkpoint written to {checkpoint}; "
                          "continue with --resume")
 
+    def __reduce__(self):  # a worker process's stop reaches its pool intact (the default would pass the message)
+        return (type(self), (self.signum, self.step, self.checkpoint))
+
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save(obj)`` to ``path`` through a temporary file and ``os.replace`` (creates the folder)."""
@@ -73,11 +76,20 @@ def _umask() -> int:
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    """Write ``text`` to ``path`` through a temporary file of its own (concurrent writers do not collide),
+    fsync and ``os.replace``."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:

@@ -222,7 +222,10 @@ def run(name: str, overrides: list[str] | None = None, out: str | None = None, d
     summary = train(cfg, folder, resume=resume, overwrite=overwrite)
     measured = summary.get(r.metric)
     summary["reproduce"] = score(r, measured)
-    atomic_write_text(json.dumps(summary, indent=2) + "\n", folder / "summary.json")
+    from .engine.train import launch_rank
+
+    if launch_rank() == 0:  # under DDP every rank returns the summary; one writes it
+        atomic_write_text(json.dumps(summary, indent=2) + "\n", folder / "summary.json")
     rep = summary["reproduce"]
     print(f"sslab: {name}: {r.metric} {rep['measured']} % vs published {_percent(r.expected, r.std)} % "
           f"(difference {rep['difference']} points; {r.source})", file=sys.stderr)

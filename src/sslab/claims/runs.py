@@ -33,7 +33,7 @@ import torch
 import yaml
 
 from ..config import Config, resolve, to_dict
-from ..io import atomic_write_text
+from ..io import RunStopped, atomic_write_text
 from .stats import pearson
 from .study import Arm
 
@@ -118,7 +118,7 @@ def _fit(cfg: Config, folder: Path) -> dict:
     its checkpoint (once; a checkpoint that fails to resume is set aside and the run starts afresh), anything
     else is set aside and trained from the start."""
     from ..engine import train
-    from ..engine.runfolder import RunFolderError
+    from ..engine.runfolder import RunFolderError, in_use
 
     if _same_config(folder, cfg):
         if (folder / "summary.json").is_file():
@@ -130,6 +130,8 @@ def _fit(cfg: Config, folder: Path) -> dict:
                 raise
             except Exception as e:  # noqa: BLE001 -- any failure to resume: start again, once
                 print(f"sslab claims: could not resume ({type(e).__name__}: {e}); starting again", file=sys.stderr)
+    if in_use(folder):  # never move a live run aside
+        raise RunFolderError(f"run folder {folder} is in use by another sslab process")
     _set_aside(folder)
     return train(cfg, folder)
 
@@ -226,6 +228,10 @@ def run_arms(arms: Mapping[str, Arm], seeds: Iterable[int], out: Path, settings:
             for i, fut in enumerate(as_completed(futures), 1):
                 try:
                     rec = fut.result()
+                except RunStopped:  # SIGTERM / Ctrl-C reached the workers: each checkpointed; stop the study
+                    for other in futures:
+                        other.cancel()
+                    raise
                 except Exception as e:  # noqa: BLE001 -- a worker that died (e.g. out of memory): a failed run
                     name, arm, seed = futures[fut]
                     rec = {"arm": name, "seed": seed, "method": arm.method, "failed": f"{type(e).__name__}: {e}",

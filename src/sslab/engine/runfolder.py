@@ -29,8 +29,7 @@ RUN_FILES = ("config.yaml", "summary.json", "checkpoints", "logs")
 #: evaluated, logged, placed or computed, not what its checkpoint holds; ``epochs`` may grow
 RESUMABLE = ("eval", "diagnostics", "progress", "num_workers", "log_every_n_steps", "checkpoint_every",
              "kill_at_step", "stop_at_step", "compile", "compile_args", "tf32", "cudnn_benchmark", "precision", "decode",
-             "predecode", "cache_dir", "data_root", "deterministic", "accelerator", "strategy", "ddp",
-             "channels_last", "epochs")
+             "predecode", "cache_dir", "data_root", "deterministic", "accelerator", "ddp", "channels_last", "epochs")
 
 
 #: keys inside a resumable section that change what the checkpoint holds (the online probe's weights)
@@ -108,10 +107,37 @@ def claim(out: Path, resume: bool, overwrite: bool = False) -> RunFolder:
     except OSError as e:  # a file system without flock (some network mounts): run, unprotected
         warnings.warn(f"run folder {out}: cannot lock it ({e.strerror}); two runs into it would not be refused",
                       stacklevel=2)
+    try:
+        _prepare(out, fd, resume, overwrite)
+    except BaseException:
+        os.close(fd)  # drops the lock
+        raise
     _HELD.add(fd)
+    return RunFolder(out, fd)
+
+
+def in_use(out: Path) -> bool:
+    """Whether another process holds ``out``'s run lock now."""
+    try:
+        fd = os.open(out / LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _prepare(out: Path, fd: int, resume: bool, overwrite: bool) -> None:
+    """Under the lock: refuse a run that appeared meanwhile, clear the old run for ``overwrite``, note our pid,
+    remove the temporary files of interrupted writes."""
     if not resume and holds_run(out):
         if not overwrite:  # a run that started while this one was being set up
-            os.close(fd)
             raise RunFolderError(f"run folder {out} already holds a run; continue it with --resume, replace it with "
                                  "--overwrite, or choose another --out")
         for name in RUN_FILES:  # an sslab run's files only (the lock file marks the folder as one)
@@ -119,9 +145,8 @@ def claim(out: Path, resume: bool, overwrite: bool = False) -> RunFolder:
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    for orphan in (out / "checkpoints").glob(".*.tmp"):  # a checkpoint write a kill interrupted
+    for orphan in [*(out / "checkpoints").glob(".*.tmp"), *out.glob(".*.tmp")]:  # writes a kill interrupted
         orphan.unlink(missing_ok=True)
-    return RunFolder(out, fd)
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -145,8 +170,8 @@ def resume_changes(started: Config, now: Config, saved_epoch: int = 0) -> list[s
         refused.append("epochs")
     if refused:
         detail = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in refused[:4]) + (" ..." if len(refused) > 4 else "")
-        raise RunFolderError(f"cannot resume with changed {detail}; a resume may change only evaluation, diagnostics, "
-                             "logging, workers, precision and more epochs (start a new run for the rest)")
+        raise RunFolderError(f"cannot resume with changed {detail}; a resume may change evaluation (not the online "
+                             "probe), diagnostics, logging, workers, precision and add epochs (start a new run for the rest)")
     return changed
 
 

@@ -127,7 +127,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
         raise ValueError(f"accelerator=gpu devices={cfg.devices}: this machine has {torch.cuda.device_count()} CUDA "
                          "GPU(s); use accelerator=cpu (or auto), or fewer devices")
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
-    world = cfg.devices * cfg.num_nodes if accelerator == "gpu" or cfg.devices > 1 else 1
+    world = cfg.devices * cfg.num_nodes
     precision = resolve_precision(cfg.precision, accelerator)
     if accelerator == "gpu":
         gpu_defaults(cfg)
@@ -164,12 +164,17 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=show_bar, enable_model_summary=False,
         log_every_n_steps=min(cfg.log_every_n_steps, max(1, steps_per_epoch)), num_sanity_val_steps=0,
-        use_distributed_sampler=not isinstance(loader, TensorBatches), limit_val_batches=0,
+        use_distributed_sampler=not isinstance(loader, (TensorBatches, ResumableLoader)), limit_val_batches=0,
     )
     folder = claim(out, resume, overwrite) if lead else None  # validation is over: from here on the run writes
     handlers = None
     try:
         handlers = stop.install()  # a signal before training starts stops the run at its first step
+        connector = getattr(trainer, "_signal_connector", None)
+        if connector is not None and hasattr(connector, "_sigterm_notifier_fn"):
+            # Lightning installs this at fit start as its SIGTERM handler (ending the fit with exit code 0 and, under
+            # DDP, broadcasting from inside the handler); until on_train_start puts ours back, it records the signal
+            connector._sigterm_notifier_fn = stop._record
         if folder is not None:
             if not resume:
                 trace.unlink(missing_ok=True)  # a new run starts a new trace; a resumed one appends
