@@ -14,8 +14,9 @@ import os
 import pickle
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -38,22 +39,33 @@ class RunStopped(BaseException):  # like KeyboardInterrupt: not caught by `excep
         return (type(self), (self.signum, self.step, self.checkpoint))
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save(obj)`` to ``path`` through a temporary file and ``os.replace`` (creates the folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _atomic_write(path: Path, write: Callable[[IO], None], mode: str = "wb") -> None:
+    """``write(file)`` into a temporary file of its own beside ``path`` (concurrent writers do not collide),
+    flushed and fsynced, then ``os.replace``d over ``path``; on any failure the temporary file is removed and
+    ``path`` is untouched. The file gets the permissions of the process's other files (mkstemp makes 0600)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is as readable as the run's other files
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            _fault_point()
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, mode) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (creates the folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(f) -> None:
+        torch.save(obj, f)
+        _fault_point()
+
+    _atomic_write(path, write)
 
 
 _SAVES = [0]
@@ -76,20 +88,8 @@ def _umask() -> int:
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:
-    """Write ``text`` to ``path`` through a temporary file of its own (concurrent writers do not collide),
-    fsync and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` atomically."""
+    _atomic_write(Path(path), lambda f: f.write(text), mode="w")
 
 
 def safe_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
