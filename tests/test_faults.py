@@ -36,10 +36,18 @@ KILL_DELAYS = [RNG.uniform(0.0, 2.0) for _ in range(2)]
 TERM_DELAYS = [RNG.uniform(0.2, 1.5) for _ in range(2)]
 
 
+ENV = {**os.environ, "PYTHONHASHSEED": "0"}
+
+
 def _start(out: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "sslab", "train", *RUN, *extra, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONHASHSEED": "0", **(env or {})})
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**ENV, **(env or {})})
+
+
+def _train(out: Path, *args: str) -> subprocess.CompletedProcess:
+    """``sslab train *args --out out`` to its end."""
+    return subprocess.run([sys.executable, "-m", "sslab", "train", *args, "--out", str(out)], capture_output=True,
+                          text=True, env=ENV, timeout=600)
 
 
 def _wait_for_folder(p: subprocess.Popen, out: Path) -> None:
@@ -57,8 +65,7 @@ def _finish(out: Path) -> dict:
     """Resume ``out`` (or start it again when no checkpoint survived) and return its final checkpoint."""
     has_ckpt = (out / "checkpoints" / "last.ckpt").is_file()
     args = ["--resume", "kill_at_step=null"] if has_ckpt else ["--overwrite"]
-    r = subprocess.run([sys.executable, "-m", "sslab", "train", *(RUN if not has_ckpt else []), "--out", str(out), *args],
-                       capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}, timeout=600)
+    r = _train(out, *(RUN if not has_ckpt else []), *args)
     assert r.returncode == 0, r.stderr[-2000:]
     assert not list((out / "checkpoints").glob(".*.tmp"))  # the interrupted write's temporary file is gone
     return safe_load(out / "checkpoints" / "last.ckpt")
@@ -75,8 +82,8 @@ def reference(tmp_path_factory) -> dict:
     return ckpt
 
 
-def _same(a: dict, b: dict) -> None:
-    assert a["global_step"] == b["global_step"] == STEPS
+def _same(a: dict, b: dict, steps: int = STEPS) -> None:
+    assert a["global_step"] == b["global_step"] == steps
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
@@ -162,51 +169,31 @@ def test_image_folder_run_resumes_bit_identical(sig, tmp_path):
            "batch_size=4", "epochs=2", "deterministic=true", "eval.baselines=false", "eval.linear=false",
            "eval.knn_every=1", "diagnostics.every=0", "progress=false", "num_workers=2", "proj_hidden_dim=32",
            "proj_dim=16", "pred_hidden_dim=32", "decode=workers"]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-
-    def train(out, *extra):
-        return subprocess.run([sys.executable, "-m", "sslab", "train", *run, *extra, "--out", str(out)],
-                              capture_output=True, text=True, env=env, timeout=600)
-
-    r = train(tmp_path / "full")
+    r = _train(tmp_path / "full", *run)
     assert r.returncode == 0, r.stderr[-2000:]
     out = tmp_path / "cut"
     if sig == signal.SIGKILL:
-        r = train(out, "kill_at_step=9")  # 6 steps per epoch: dies in epoch 2
+        r = _train(out, *run, "kill_at_step=9")  # 6 steps per epoch: dies in epoch 2
         assert r.returncode == 137 and safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == 6
     else:
-        r = train(out, "stop_at_step=9")
+        r = _train(out, *run, "stop_at_step=9")
         assert r.returncode == 143 and safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == 9, r.stderr[-2000:]
-    r = subprocess.run([sys.executable, "-m", "sslab", "train", "--resume", "kill_at_step=null", "stop_at_step=null",
-                        "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+    r = _train(out, "--resume", "kill_at_step=null", "stop_at_step=null")
     assert r.returncode == 0, r.stderr[-2000:]
-    a, b = (safe_load(d / "checkpoints" / "last.ckpt") for d in (tmp_path / "full", out))
-    assert a["global_step"] == b["global_step"] == 12
-    for k in a["state_dict"]:
-        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    _same(*(safe_load(d / "checkpoints" / "last.ckpt") for d in (tmp_path / "full", out)), steps=12)
 
 
 def test_two_process_ddp_run_stops_on_sigterm_and_resumes_bit_identical(tmp_path):
     """Two CPU processes (DDP, gloo): a SIGTERM during step 20 (a logging step, where the ranks agree) stops both
     after it with one checkpoint of step 20; the resumed run ends as the uninterrupted 2-process run."""
     run = [*RUN, "epochs=3", "accelerator=cpu", "devices=2", "strategy=ddp"]  # 1437 / 128 = 11 steps per epoch
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-
-    def train(out, *extra):
-        return subprocess.run([sys.executable, "-m", "sslab", "train", *run, *extra, "--out", str(out)],
-                              capture_output=True, text=True, env=env, timeout=600)
-
-    r = train(tmp_path / "full")
+    r = _train(tmp_path / "full", *run)
     assert r.returncode == 0, r.stderr[-2000:]
     out = tmp_path / "cut"
-    r = train(out, "stop_at_step=20")
+    r = _train(out, *run, "stop_at_step=20")
     assert r.returncode == 143, r.stderr[-2000:]
     assert "sslab: stopped by SIGTERM after step 20;" in r.stderr
     assert safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == 20
-    r = subprocess.run([sys.executable, "-m", "sslab", "train", "--resume", "stop_at_step=null", "--out", str(out)],
-                       capture_output=True, text=True, env=env, timeout=600)
+    r = _train(out, "--resume", "stop_at_step=null")
     assert r.returncode == 0, r.stderr[-2000:]
-    a, b = (safe_load(d / "checkpoints" / "last.ckpt") for d in (tmp_path / "full", out))
-    assert a["global_step"] == b["global_step"] == 33
-    for k in a["state_dict"]:
-        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    _same(*(safe_load(d / "checkpoints" / "last.ckpt") for d in (tmp_path / "full", out)), steps=33)

@@ -79,16 +79,23 @@ def resolve_decode(decode: str, accelerator: str = "auto") -> str:
     return "device" if accelerator in ("auto", "gpu", "cuda") and gpu_decoder_available() else "workers"
 
 
-def square(image: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 ``(3, h, w)`` -> uint8 ``(3, size, size)``: shorter side to ``size`` (bilinear, antialiased),
-    centre crop -- the arithmetic of ImageFolderImages.decode."""
-    h, w = image.shape[-2:]
+def square_geometry(w: int, h: int, size: int) -> tuple[int, int, int, int]:
+    """``(new_w, new_h, left, top)``: the shorter side resized to ``size``, then the centre ``size`` square --
+    the one geometry of both decoding routes (Pillow in :class:`~sslab.data.imagefolder.ImageFolderImages`,
+    torch in :func:`square`)."""
     s = size / min(w, h)
     nw, nh = max(size, round(w * s)), max(size, round(h * s))
+    return nw, nh, (nw - size) // 2, (nh - size) // 2
+
+
+def square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 ``(3, h, w)`` -> uint8 ``(3, size, size)``: shorter side to ``size`` (bilinear, antialiased),
+    centre crop (:func:`square_geometry`)."""
+    h, w = image.shape[-2:]
+    nw, nh, left, top = square_geometry(w, h, size)
     if (nh, nw) != (h, w):
         x = F.interpolate(image[None].float(), size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
         image = x[0].round_().clamp_(0, 255).to(torch.uint8)
-    top, left = (nh - size) // 2, (nw - size) // 2
     return image[:, top : top + size, left : left + size]
 
 

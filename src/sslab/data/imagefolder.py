@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .datasets import DataError, DatasetInfo, register
-from .decode import EncodedImages
+from .decode import EncodedImages, square_geometry
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")  # any letter case
 SPLIT_ALIASES = {"test": "val", "val": "val", "train": "train"}
@@ -68,11 +68,8 @@ class ImageFolderImages(Dataset):
         try:
             with Image.open(path) as im:
                 im = im.convert("RGB")
-                w, h = im.size
-                s = self.load_size / min(w, h)
-                nw, nh = max(self.load_size, round(w * s)), max(self.load_size, round(h * s))
+                nw, nh, left, top = square_geometry(*im.size, self.load_size)
                 im = im.resize((nw, nh), Image.BILINEAR)
-                left, top = (nw - self.load_size) // 2, (nh - self.load_size) // 2
                 im = im.crop((left, top, left + self.load_size, top + self.load_size))
                 arr = np.asarray(im, dtype=np.uint8)
         except (OSError, ValueError) as e:

@@ -37,7 +37,34 @@ class _EpochSampler:
         self.epoch = epoch
 
 
-class TensorBatches:
+class EpochPlace:
+    """A loader's place in the epoch as its state (Lightning saves ``state_dict`` in checkpoints and hands it to
+    ``load_state_dict`` on resume): the epoch and the batches of it trained on (``position``, counted by the
+    engine's LoaderPlace callback). The loader calls :meth:`start_batch` when an epoch's iteration begins."""
+
+    position = 0
+    _resume_at: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        epoch, position = int(state["epoch"]), int(state["position"])
+        if position >= len(self):  # written at the epoch's end: the next epoch starts from its beginning
+            epoch, position = epoch + 1, 0
+        self.sampler.set_epoch(epoch)  # Lightning may create the iterator before it calls set_epoch
+        self._resume_at = (epoch, position)
+
+    def start_batch(self) -> int:
+        """The first batch of the epoch now beginning: after the trained ones when resuming into it, else 0."""
+        start = 0
+        if self._resume_at is not None and self._resume_at[0] == self.sampler.epoch:
+            start = self._resume_at[1]
+        self._resume_at, self.position = None, start
+        return start
+
+
+class TensorBatches(EpochPlace):
     """Iterate shuffled batches ``(images uint8, labels, indices)`` of a :class:`TensorImages`.
 
     ``batch_size`` is per rank; the last incomplete batch is dropped (``drop_last``), as every
@@ -61,14 +88,6 @@ class TensorBatches:
         self.to(device)
         self.batch_size, self.seed, self.rank, self.world, self.drop_last = batch_size, seed, rank, world, drop_last
         self.sampler = _EpochSampler()
-        self.position = 0  # batches of the current epoch trained on (the engine's LoaderPlace callback counts)
-        self._resume_at: tuple[int, int] | None = None
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.sampler.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._resume_at = (int(state["epoch"]), int(state["position"]))
 
     def to(self, device: torch.device | str) -> TensorBatches:
         """Move the whole dataset to ``device`` once (the engine calls this with the training device)."""
@@ -85,11 +104,7 @@ class TensorBatches:
         g = seeded_generator("cpu", self.seed, self.sampler.epoch)
         order = torch.randperm(len(self.labels), generator=g).to(self.images.device)
         step = self.batch_size * self.world
-        start = 0
-        if self._resume_at is not None and self._resume_at[0] == self.sampler.epoch:
-            start = self._resume_at[1]  # the checkpoint was written after these batches of this epoch
-        self._resume_at, self.position = None, start
-        for b in range(start, len(self)):
+        for b in range(self.start_batch(), len(self)):
             idx = order[b * step : (b + 1) * step][self.rank :: self.world]
             yield self.images[idx], self.labels[idx], idx
 
@@ -115,33 +130,17 @@ class SeededOrder(torch.utils.data.Sampler):
         return iter(order[skip:].tolist())
 
 
-class ResumableLoader(torch.utils.data.DataLoader):
+class ResumableLoader(EpochPlace, torch.utils.data.DataLoader):
     """A DataLoader over :class:`SeededOrder` whose state (Lightning keeps it in checkpoints) is its place in
     the epoch, so a run resumed mid-epoch continues with the next batch of the same order."""
 
     def __init__(self, data, batch_size: int, seed: int = 0, **kw) -> None:
         super().__init__(data, batch_size=batch_size, sampler=SeededOrder(len(data), seed), drop_last=True, **kw)
-        self.position = 0  # batches of the current epoch trained on (the engine's LoaderPlace callback counts)
-        self._resume_at: tuple[int, int] | None = None
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.sampler.epoch, "position": self.position}
-
-    def load_state_dict(self, state: dict) -> None:
-        epoch, position = int(state["epoch"]), int(state["position"])
-        if position >= len(self):  # written at the epoch's end: the next epoch starts from its beginning
-            epoch, position = epoch + 1, 0
-        self.sampler.set_epoch(epoch)  # Lightning may create the iterator before it calls set_epoch
-        self._resume_at = (epoch, position)
 
     def __iter__(self):
         return self._batches()
 
     def _batches(self):
         """A generator, so the epoch's order is drawn when the first batch is asked for (after ``set_epoch``)."""
-        start = 0
-        if self._resume_at is not None and self._resume_at[0] == self.sampler.epoch:
-            start = self._resume_at[1]
-            self.sampler.skip = start * self.batch_size
-        self._resume_at, self.position = None, start
+        self.sampler.skip = self.start_batch() * self.batch_size
         yield from super().__iter__()

@@ -53,11 +53,9 @@ class StopOnSignal(pl.Callback):
             signal.signal(s, handler)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.install()  # over Lightning's SIGTERM handler, installed at fit start; it restores the earlier ones at the end
-        connector = getattr(trainer, "_signal_connector", None)
-        if connector is not None and connector.received_sigterm:  # came while Lightning's handler was in place
-            self.signum = self.signum or signal.SIGTERM
-            connector.received_sigterm = False  # else Lightning ends the fit itself, exit code 0, no checkpoint
+        # over Lightning's SIGTERM handler, installed at fit start (whose notifier the engine points at _record,
+        # so Lightning never sets its own flag); Lightning restores the earlier handlers at the end
+        self.install()
 
     def _agreed(self, trainer: pl.Trainer, step_end: bool) -> int | None:
         if trainer.world_size == 1 or not (dist.is_available() and dist.is_initialized()):

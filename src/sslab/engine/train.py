@@ -27,7 +27,7 @@ from ..config import Config, save
 from ..data import TensorBatches
 from ..data.datasets import TensorImages
 from ..data.decode import collate_images
-from ..data.loaders import ResumableLoader
+from ..data.loaders import EpochPlace, ResumableLoader
 from ..evaluation import knn_accuracy, linear_probe
 from ..io import CheckpointError, atomic_write_text, check_fits, safe_load
 
@@ -52,7 +52,7 @@ def _loader(cfg: Config, data, world: int):
 def _steps_per_epoch(loader, data, batch_size: int, world: int) -> int:
     """Optimiser steps per epoch: the loader's length, or for a DataLoader that Lightning will shard under
     DDP (a DistributedSampler: ceil(N / world) images per rank) the length it will have then."""
-    if isinstance(loader, (TensorBatches, ResumableLoader)) or world == 1:
+    if isinstance(loader, EpochPlace) or world == 1:
         return len(loader)
     return -(-len(data) // world) // batch_size
 
@@ -151,7 +151,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
     # the epoch's checkpoint first, so an error in an evaluation callback cannot lose it; rewritten after
     # them when their state (the best kNN so far) changed
     checkpoint = EpochCheckpoint(ckpt, every=cfg.checkpoint_every)
-    placement = [LoaderPlace(loader)] if isinstance(loader, (TensorBatches, ResumableLoader)) else []
+    placement = [LoaderPlace(loader)] if isinstance(loader, EpochPlace) else []
     stop = StopOnSignal(ckpt, check_every=cfg.log_every_n_steps)  # after LoaderPlace: the loader's place is counted
     trainer = _trainer(
         accelerator=accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=strategy_of(cfg, world),
@@ -164,7 +164,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=show_bar, enable_model_summary=False,
         log_every_n_steps=min(cfg.log_every_n_steps, max(1, steps_per_epoch)), num_sanity_val_steps=0,
-        use_distributed_sampler=not isinstance(loader, (TensorBatches, ResumableLoader)), limit_val_batches=0,
+        use_distributed_sampler=not isinstance(loader, EpochPlace), limit_val_batches=0,
     )
     folder = claim(out, resume, overwrite) if lead else None  # validation is over: from here on the run writes
     handlers = None
@@ -184,7 +184,8 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if resume else None)
         if stop.signum:  # during the last epoch's end: its checkpoint is written, the run is complete but unsummarised
             raise RunStopped(stop.signum, trainer.global_step, str(ckpt))
-        stop.restore(handlers)
+        stop.restore(handlers)  # the final evaluation runs under the previous handlers
+        handlers = None
         return _finish(cfg, out, trainer, module, knn, report, diag, built, baselines, device, world, accelerator,
                        precision, resume, wall0)
     finally:
