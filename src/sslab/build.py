@@ -111,6 +111,24 @@ def probe_images(data, n: int) -> torch.Tensor:
     return as_images(collate_images([(x, 0, 0) for x in items])[0], "cpu")
 
 
+#: the draw of the held-out images (``holdout``): fixed, so every seed and every tuned value sees the same split
+HOLDOUT_SEED = 20261207
+
+
+def split_holdout(train: TensorImages, n: int) -> tuple[TensorImages, TensorImages]:
+    """``train`` split into (the rest, ``n`` held-out images): a fixed random draw (:data:`HOLDOUT_SEED`),
+    each part in the original order."""
+    if not isinstance(train, TensorImages):
+        raise ConfigError("holdout needs an in-memory dataset (image folders have a val/ split of their own); "
+                          "valid: holdout=0")
+    if not 0 < n < len(train):
+        raise ConfigError(f"holdout={n} leaves no training images; valid range: 1 to {len(train) - 1}")
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(HOLDOUT_SEED))
+    held, rest = perm[:n].sort().values, perm[n:].sort().values
+    part = lambda idx: TensorImages(train.images[idx], train.labels[idx], train.classes)  # noqa: E731
+    return part(rest), part(held)
+
+
 def build(cfg: Config) -> Built:
     """Data, view pipeline and method for ``cfg`` (no Lightning objects); fails on bad names or data
     before anything is written."""
@@ -122,7 +140,14 @@ def build(cfg: Config) -> Built:
     pretrain = load_split(cfg.dataset, info.pretrain_split, cfg.data_root, **kw)
     same = info.train_split == info.pretrain_split
     train = pretrain if same else load_split(cfg.dataset, info.train_split, cfg.data_root, **kw)
-    test = load_split(cfg.dataset, info.test_split, cfg.data_root, **kw)
+    if cfg.holdout:  # tuning: train on the rest of the training split, score the held-out images, never the test split
+        if not same:
+            raise ConfigError(f"holdout needs a dataset whose pretrain split is its train split ({cfg.dataset} "
+                              f"pre-trains on '{info.pretrain_split}'); valid: holdout=0")
+        train, test = split_holdout(train, cfg.holdout)
+        pretrain = train
+    else:
+        test = load_split(cfg.dataset, info.test_split, cfg.data_root, **kw)
     size = cfg.image_size or info.image_size
     pipe = pipeline_from_config(cfg)
     name, _ = resolve_backbone(cfg, info.channels, size)

@@ -114,10 +114,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
         if args.overrides:
             raise ValueError(f"sslab reproduce claims takes no key=value options, got '{args.overrides[0]}'; "
-                             "valid flags: --quick --out --report --jobs --seeds --arms")
+                             "valid flags: --quick --out --report --jobs --seeds --arms --predictions")
         out = args.out or ("runs/claims-quick" if args.quick else "runs/claims")
         result = run_study(out, quick=args.quick, report=args.report, jobs=args.jobs,
-                           seeds=_ints(args.seeds), arms=args.arms.split(",") if args.arms else None)
+                           seeds=_ints(args.seeds), arms=args.arms.split(",") if args.arms else None,
+                           predictions=args.predictions)
         print(result["report"])
         return 0
     summary = run(args.name, list(args.overrides), out=args.out, dry_run=args.dry_run, resume=args.resume,
@@ -211,6 +212,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--jobs", type=int, help="claims: runs in parallel (default: min(2, cores))")
     r.add_argument("--seeds", help="claims: comma-separated seeds (default 0,1,2; --quick: 0)")
     r.add_argument("--arms", help="claims: comma-separated arms (default: all; --quick: a few)")
+    r.add_argument("--predictions", help="claims: the registered predictions (default: sslab's own predictions.yaml)")
     r.set_defaults(func=cmd_reproduce)
     b = sub.add_parser("bench", help="training-step speed, floor ratio, phases and syncs on synthetic data (JSON out)")
     b.add_argument("overrides", nargs="*", help="config key=value for every case, e.g. compile=true channels_last=false")

@@ -105,6 +105,10 @@ class Config:
     # ViewSpec fields set on every view, e.g. {blur_p: 1.0, mean: [0, 0, 0], std: [1, 1, 1]} (luckmatters' STL-10 views)
     view_args: dict[str, Any] = field(default_factory=dict)
     local_crops: int | None = None
+    # > 0: hold out this many images of the training split (a fixed draw, the same for every seed) as the evaluation
+    # split -- kNN, linear probe and baselines score them, training and the kNN bank use the rest, the test split is
+    # never read: for tuning (sslab reproduce claims tunes on it). In-memory datasets whose pretrain split is the train split.
+    holdout: int = 0
     epochs: int = 15
     batch_size: int = 128  # per device
     seed: int = 0

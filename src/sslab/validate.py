@@ -44,7 +44,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "epochs": _at_least(1), "batch_size": _at_least(1), "seed": _within(0, 2**32 - 1), "devices": _at_least(1),
     "num_nodes": _at_least(1), "width": _above(0), "image_size": _at_least(MIN_IMAGE_SIZE), "local_crops": _at_least(0),
     "log_every_n_steps": _at_least(1), "checkpoint_every": _at_least(1), "num_workers": _at_least(0),
-    "kill_at_step": _at_least(1), "stop_at_step": _at_least(1),
+    "kill_at_step": _at_least(1), "holdout": _at_least(0), "stop_at_step": _at_least(1),
     "optim.lr": _above(0), "optim.weight_decay": _at_least(0, False), "optim.momentum": _within(0, 1, False),
     "optim.eta": _above(0), "optim.warmup_epochs": _at_least(0, False), "optim.final_lr_ratio": _at_least(0, False),
     "optim.bias_lr_ratio": _at_least(0, False), "optim.probe_lr": _above(0), "optim.clip_grad": _at_least(0, False),

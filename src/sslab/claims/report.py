@@ -1,173 +1,155 @@
-"""The claims study's verdicts, computed from the run records, and its report (markdown, plots, JSON)."""
+"""The claims study's report: ``docs/claims.md`` (generated from the predictions file), its plots and JSON."""
 
 from __future__ import annotations
 
 import json
-import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from ..figures import panels, save
 from ..io import atomic_write_text
 from . import stats
-from .study import (
-    ARMS,
-    BASELINES,
-    COLLAPSE_CENTER,
-    COLLAPSE_KNN_DROP,
-    EXPLANATIONS,
-    GROUPS,
-    MATCH_MARGIN,
-    Claim,
-    Part,
-)
+from .judge import values_of
+from .predictions import Registry
+from .study import ARMS, HOLDOUT
 
-Values = dict[str, dict[str, list[float]]]  # arm -> metric -> one value per run
+EXPLANATIONS = Path(__file__).with_name("explanations.yaml")
+COLOURS = {stats.SUPPORTED: "tab:green", stats.CONTRADICTED: "tab:red", stats.UNDERPOWERED: "tab:orange",
+           stats.NOT_TESTED: "tab:gray"}
 
 
-def _runs(records: list[dict]) -> list[dict]:
-    return [r for r in records if "metrics" in r and not r.get("failed")]
+def explanations(path: Path = EXPLANATIONS) -> dict[tuple[str, str], str]:
+    """``(claim id, verdict) -> text`` written after reading the runs; shown only while the verdict is that one,
+    so a rerun that changes a verdict drops the text rather than contradicting it."""
+    if not path.is_file():
+        return {}
+    raw = yaml.safe_load(path.read_text()) or {}
+    return {(e["claim"], e["verdict"]): str(e["text"]).strip() for e in raw.get("explanations", [])}
 
 
-def random_encoder_by_seed(records: list[dict]) -> dict[int, float]:
-    return {r["seed"]: r["baselines"]["random_init_knn_top1"] for r in _runs(records)
-            if r.get("baselines", {}).get("random_init_knn_top1") is not None}
+def _iv(iv: dict | None, digits: int = 3) -> str:
+    if not iv:
+        return "-"
+    return f"{iv['mean']:+.{digits}f} [{iv['low']:+.{digits}f}, {iv['high']:+.{digits}f}]"
 
 
-def group_of(record: dict, reference: dict[int, float]) -> str | None:
-    """``healthy_runs`` (kNN at or above the random encoder of its seed), ``collapsed_runs`` (at least
-    :data:`COLLAPSE_KNN_DROP` below it), or None (in between, or a timing arm)."""
-    if record.get("timing") or "center_norm" not in record["metrics"]:
-        return None
-    ref = reference.get(record["seed"])
-    if ref is None and reference:
-        ref = sum(reference.values()) / len(reference)
-    if ref is None:
-        return None
-    knn = record["metrics"]["knn"]
-    return "healthy_runs" if knn >= ref else "collapsed_runs" if knn <= ref - COLLAPSE_KNN_DROP else None
+def _contrast(r: dict[str, Any]) -> str:
+    if r["kind"] in ("collapse", "no_collapse"):
+        what = "collapses" if r["kind"] == "collapse" else "does not collapse"
+        return f"{r['arm']} {what} ({r['collapse']}; reference {r['reference']})"
+    if r["kind"] == "correlation":
+        return "Spearman ρ across arms, per seed (sign-adjusted)"
+    terms = " ".join(f"{'+' if w > 0 else '−'} {'' if abs(w) == 1 else f'{abs(w):g}·'}{a}"
+                     for a, w in r["contrast"].items()).lstrip("+ ")
+    off = f" − {r['offset']:g}" if r["offset"] else ""
+    rel = {"effect": "> 0", "equivalence": f"within ±{r['sesoi']:g}", "noninferiority": f"> −{r['sesoi']:g}"}[r["kind"]]
+    return f"{r['metric']}: {terms}{off} {rel}"
 
 
-def values(records: list[dict]) -> Values:
-    """Every arm's metric values over its runs, with the pseudo-arms: the baselines and the groups."""
-    out: Values = defaultdict(lambda: defaultdict(list))
-    reference = random_encoder_by_seed(records)
-    for r in _runs(records):
-        for k, v in r["metrics"].items():
-            if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                out[r["arm"]][k].append(float(v))
-        for arm, key in BASELINES.items():
-            if r.get("baselines", {}).get(key) is not None:
-                out[arm]["knn"].append(float(r["baselines"][key]))
-        group = group_of(r, reference)
-        for k, v in r["metrics"].items():
-            if group and v is not None and not math.isnan(float(v)):
-                out[group][k].append(float(v))
-    return out
+def _p(r: dict[str, Any]) -> str:
+    return f"{r['p']:.3g} ({r['p_holm']:.3g})" if "p_holm" in r else "-"
 
 
-def judge(part: Part, vals: Values) -> dict[str, Any]:
-    """One prediction's difference ± SE and verdict (inconclusive, with the reason, where an arm has no data)."""
-    missing = [a for a in part.weights if not vals.get(a, {}).get(part.metric)]
-    if missing:
-        return {"text": part.text, "difference": None, "se": None, "verdict": stats.INCONCLUSIVE,
-                "reason": f"no {part.metric} for {', '.join(missing)}"}
-    arms = {a: stats.summarize(vals[a][part.metric]) for a in part.weights}
-    few = [a for a, s in arms.items() if s.n < 2]
-    if few:  # one run has no spread: no standard error, no verdict
-        return {"text": part.text, "difference": stats.contrast(arms, part.weights).value, "se": None,
-                "verdict": stats.INCONCLUSIVE, "reason": f"one run only for {', '.join(few)}"}
-    d = stats.contrast(arms, part.weights)
-    if part.kind == "above":
-        d = stats.Difference(d.value - part.threshold, d.se)
-    elif part.kind == "below":
-        d = stats.Difference(part.threshold - d.value, d.se)
-    verdict = {"greater": stats.greater, "above": stats.greater, "below": stats.greater,
-               "matches": lambda x: stats.matches(x, MATCH_MARGIN),
-               "at_least": lambda x: stats.at_least(x, MATCH_MARGIN)}[part.kind](d)
-    return {"text": part.text, "difference": d.value, "se": d.se, "verdict": verdict}
+def prediction_rows(claim: dict[str, Any]) -> list[str]:
+    lines = ["| prediction | basis | predicted | SESOI | mean [95 % CI] (per seed) | p (Holm) | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in claim["predictions"]:
+        if r.get("criteria"):
+            cell = "<br>".join(f"{c['text']}: {_iv(c['interval'])} {c['verdict']}" for c in r["criteria"])
+        else:
+            iv = r.get("interval")
+            seeds = ", ".join(f"{v:+.3f}" for v in iv["by_seed"].values()) if iv else ""
+            cell = f"{_iv(iv)}" + (f" ({seeds})" if seeds else "")
+        verdict = f"**{r['verdict']}**" + (f": {r['reason']}" if r.get("reason") else "")
+        sesoi = "threshold" if r["kind"] in ("collapse", "no_collapse") else f"{r['sesoi']:g}"
+        lines.append(f"| {r['id']} | {r['basis']} | {_contrast(r)} | {sesoi} | {cell} | {_p(r)} | {verdict} |")
+    notes = [f"- *{r['id']}*: SESOI {r['sesoi']:g} -- {r['sesoi_why']}" + (f" ({r['note']})" if r["note"] else "")
+             for r in claim["predictions"] if r["sesoi_why"] or r["note"]]
+    return lines + ([""] + notes if notes else [])
 
 
-def evaluate(claim: Claim, vals: Values) -> dict[str, Any]:
-    parts = [judge(p, vals) for p in claim.parts]
-    verdict = stats.combine(p["verdict"] for p in parts)
-    return {"id": claim.id, "paper": claim.paper, "claim": claim.claim, "source": claim.source, "plot": claim.plot,
-            "verdict": verdict,
-            "parts": parts, "arms": list(claim.shown_arms()), "explanation": EXPLANATIONS.get((claim.id, verdict), "")}
+def _cell(vals, arm: str, metric: str, digits: int = 3) -> str:
+    return stats.mean_std(vals.get(arm, {}).get(metric, {}).values(), digits)
 
 
-# --------------------------------------------------------------------------- report
-
-def _cell(vals: Values, arm: str, metric: str, digits: int = 3) -> str:
-    return stats.mean_std(vals.get(arm, {}).get(metric), digits)
-
-
-def _arm_note(arm: str) -> str:
-    if arm in BASELINES:
-        return "kNN of raw pixels" if arm == "raw_pixels" else "the encoder at initialisation (byol arm's seeds)"
-    if arm in GROUPS:
-        return ("runs with kNN ≥ the random encoder's" if arm == "healthy_runs"
-                else f"runs with kNN ≥ {COLLAPSE_KNN_DROP:.2f} below the random encoder's")
-    a = ARMS[arm]
-    changes = ", ".join(f"{k}={v}" for k, v in a.set.items())
-    return "; ".join(x for x in (f"`{a.method}`" + (f" {changes}" if changes else ""), a.note) if x)
-
-
-def arm_table(vals: Values, arms: list[str]) -> list[str]:
-    """The arms' runs, kNN and diagnostics (mean ± std), with the ms/step column when a timing arm is among them."""
-    timing = any(ARMS[a].timing for a in arms if a in ARMS)
-    lines = ["| arm | setting | runs | kNN | center norm | aug-mean norm | eff. rank |" + (" ms/step |" if timing else ""),
-             "| --- " * (7 + timing) + "|"]
-    for arm in arms:
-        n = max((len(v) for v in vals.get(arm, {}).values()), default=0)
-        row = [arm, _arm_note(arm), str(n), _cell(vals, arm, "knn"), _cell(vals, arm, "center_norm", 2),
-               _cell(vals, arm, "aug_mean_norm", 2), _cell(vals, arm, "effective_rank", 1)]
-        if timing:
-            row.append(_cell(vals, arm, "predictor_ms", 3))
-        lines.append("| " + " | ".join(row) + " |")
+def arm_rows(vals, arms: list[str], tuned: dict[str, dict]) -> list[str]:
+    lines = ["| arm | setting | epochs | runs | kNN | random encoder | center norm | eff. rank | RankMe |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for a in arms:
+        arm = ARMS[a]
+        if arm.timing:
+            continue
+        own = {**arm.set, **tuned.get(a, {})}
+        changes = " ".join(f"{k}={v}" for k, v in own.items() if k not in ("optim.exclude_bias_norm",))
+        setting = f"`{arm.method}` {arm.block}" + (f" {changes}" if changes else "") + (f"; {arm.note}" if arm.note else "")
+        n = len(vals.get(a, {}).get("knn", {}))
+        lines.append(f"| {a} | {setting} | {arm.epochs} | {n} | {_cell(vals, a, 'knn')} | "
+                     f"{_cell(vals, a, 'random_encoder')} | {_cell(vals, a, 'center_norm', 2)} | "
+                     f"{_cell(vals, a, 'effective_rank', 1)} | {_cell(vals, a, 'rankme', 1)} |")
     return lines
 
 
-def claim_section(result: dict[str, Any], vals: Values) -> list[str]:
-    lines = [f"### {result['id']}: {result['verdict']}", "",
-             f"**{result['paper']}** ({result['source']}): {result['claim']}", ""]
-    lines += arm_table(vals, result["arms"])
-    lines += ["", "| prediction | difference ± SE | verdict |", "| --- | --- | --- |"]
-    for p in result["parts"]:
-        diff = f"{p['difference']:+.3f} ± {p['se']:.3f}" if p["se"] is not None else "-"
-        if p.get("reason"):
-            diff = f"{diff if p['difference'] is not None else ''} ({p['reason']})".strip()
-        lines.append(f"| {p['text']} | {diff} | {p['verdict']} |")
-    if result["explanation"]:
-        lines += ["", result["explanation"]]
-    return lines + [""]
+def timing_rows(vals, arms: list[str]) -> list[str]:
+    timing = [a for a in arms if ARMS[a].timing]
+    if not timing:
+        return []
+    lines = ["| arm | D | predictor ms/step | whole step ms | fraction of the step |", "| --- | --- | --- | --- | --- |"]
+    for a in timing:
+        lines.append(f"| {a} | {ARMS[a].set['proj_dim']} | {_cell(vals, a, 'predictor_ms')} | "
+                     f"{_cell(vals, a, 'step_ms', 1)} | {_cell(vals, a, 'predictor_fraction')} |")
+    return lines
 
 
-def plot_center(records: list[dict], out: Path) -> str:
-    fig, (ax,) = panels(1, 5.6, 4.2)
-    runs = [r for r in _runs(records) if "center_norm" in r["metrics"] and "aug_mean_norm" in r["metrics"]]
-    reference = random_encoder_by_seed(records)
-    for group, marker in (("healthy_runs", "o"), ("collapsed_runs", "x"), (None, "^")):
-        sel = [r for r in runs if group_of(r, reference) == group]
-        if sel:
-            sc = ax.scatter([r["metrics"]["center_norm"] for r in sel], [r["metrics"]["aug_mean_norm"] for r in sel],
-                            c=[r["metrics"]["knn"] for r in sel], cmap="viridis", vmin=0.3, vmax=0.9, marker=marker,
-                            label={None: "in between"}.get(group, group))
-    if runs:
-        fig.colorbar(sc, ax=ax, label="kNN top-1")
-        ax.legend(fontsize=8)
-    ax.set_xlabel("center norm ‖E_x u‖")
-    ax.set_ylabel("augmentation-mean norm E_x‖E_ω u‖")
-    ax.set_title("every run of the study (Jha et al.)")
-    return save(fig, out, "center.png")
+def control_rows(results: list[dict[str, Any]]) -> list[str]:
+    seen: dict[str, dict] = {}
+    for c in results:
+        for r in c["predictions"]:
+            for ctl in r["controls"]:
+                seen.setdefault(ctl["arm"], ctl)
+    lines = ["| reference | runs | kNN − random encoder, mean [95 % CI] | passes |", "| --- | --- | --- | --- |"]
+    for a, ctl in seen.items():
+        iv = f"{ctl['mean']:+.3f} [{ctl['low']:+.3f}, {ctl['high']:+.3f}]" if "mean" in ctl else "-"
+        lines.append(f"| {a} | {ctl['n']} | {iv} | {'yes' if ctl['passed'] else '**no**'} |")
+    return lines
 
 
-def _curves(records: list[dict], arm: str, key: str) -> tuple[list[float], list[float]]:
-    """Mean over an arm's seeds of a traced value, by step."""
+def plot_forest(results: list[dict[str, Any]], out: Path) -> str:
+    """Every prediction's 95 % interval (collapse criteria one row each) in units of its SESOI (threshold tests:
+    in units of their own largest |end|), against the ±SESOI band, coloured by verdict."""
+    rows = []
+    for c in results:
+        for r in c["predictions"]:
+            items = [(f"{r['id']}: {x['text']}", x["interval"], 0.0) for x in r.get("criteria", [])] or \
+                [(r["id"], r.get("interval"), r["sesoi"])]
+            rows += [(label, iv, sesoi, r["verdict"]) for label, iv, sesoi in items]
+    fig, (ax,) = panels(1, 7.5, max(3.0, 0.21 * len(rows) + 1))
+    for i, (_, iv, sesoi, verdict) in enumerate(rows):
+        if not iv:
+            ax.plot([0], [i], marker="x", color=COLOURS[verdict])
+            continue
+        scale = sesoi if sesoi > 0 else max(abs(iv["low"]), abs(iv["high"]), 1e-12)
+        ax.plot([iv["low"] / scale, iv["high"] / scale], [i, i], color=COLOURS[verdict], lw=2)
+        ax.plot([iv["mean"] / scale], [i], "o", color=COLOURS[verdict], ms=3)
+        if sesoi > 0:
+            ax.plot([-1, 1], [i, i], color="k", alpha=0.15, lw=6, solid_capstyle="butt")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlim(-4, 4)
+    ax.set_xlabel("predicted direction → (interval / SESOI; grey band ±SESOI; threshold tests / their own extent)")
+    for v, colour in COLOURS.items():
+        ax.plot([], [], color=colour, lw=2, label=v)
+    ax.legend(fontsize=7, loc="lower right")
+    return save(fig, out, "forest.png")
+
+
+def _curves(records: list[dict], arm: str, key: str) -> tuple[list[int], list[float]]:
     by_step: dict[int, list[float]] = defaultdict(list)
-    for r in _runs(records):
-        if r["arm"] == arm:
+    for r in records:
+        if r.get("arm") == arm and not r.get("failed"):
             for t in r.get("trace", []):
                 if key in t:
                     by_step[int(t["step"])].append(float(t[key]))
@@ -175,102 +157,148 @@ def _curves(records: list[dict], arm: str, key: str) -> tuple[list[float], list[
     return steps, [sum(by_step[s]) / len(by_step[s]) for s in steps]
 
 
-def plot_alignment(records: list[dict], out: Path) -> str:
-    fig, (ax,) = panels(1)
-    for arm in ("linear", "linear_symmetric", "linear_symmetric_no_ema"):
-        steps, ys = _curves(records, arm, "pred_alignment")
-        if steps:
-            ax.plot(steps, ys, label=arm)
-    ax.set_xlabel("step")
-    ax.set_ylabel("mean cos(u_j, Wp u_j)")
-    ax.set_title("predictor eigen-alignment with F̂ (Tian et al.)")
-    ax.legend(fontsize=8)
-    return save(fig, out, "alignment.png")
-
-
-def plot_duality(records: list[dict], out: Path) -> str:
+def plot_predictor(records: list[dict], out: Path) -> str:
     fig, axes = panels(2)
-    for ax, arm in zip(axes, ("simclr_tuned", "vicreg")):
-        for key in ("l_c", "l_nc"):
-            steps, ys = _curves(records, arm, key)
+    arms = [a for a in ARMS if ARMS[a].block == "tian"]
+    for ax, key, label in zip(axes, ("pred_alignment_live", "pred_commutator"),
+                              ("mean cos(u_j, Wp u_j) over the live modes", "‖[F̂, Wp]‖ / (‖F̂‖‖Wp‖)")):
+        for a in arms:
+            steps, ys = _curves(records, a, key)
             if steps:
-                ax.plot(steps, ys, label=key)
-        ax.set_yscale("log")
+                ax.plot(steps, ys, label=a, lw=1)
         ax.set_xlabel("step")
-        ax.set_title(f"{arm}: L_c and L_nc (Garrido et al.)")
-        ax.legend(fontsize=8)
-    return save(fig, out, "duality.png")
+        ax.set_ylabel(label)
+    axes[0].set_title("Tian et al. Thm 3: alignment (mean over seeds)")
+    axes[1].set_title("the relative commutator")
+    if axes[1].get_lines():
+        axes[1].legend(fontsize=6)
+    return save(fig, out, "predictor.png")
 
 
-def plot_knn(vals: Values, arms: list[str], out: Path) -> str:
-    shown = [a for a in arms if vals.get(a, {}).get("knn")]
-    fig, (ax,) = panels(1, 6.0, max(3.0, 0.22 * len(shown) + 1))
-    summaries = [stats.summarize(vals[a]["knn"]) for a in shown]
-    ax.barh(range(len(shown)), [s.mean for s in summaries], xerr=[s.std for s in summaries], color="tab:blue", alpha=0.7)
-    ax.set_yticks(range(len(shown)), shown, fontsize=7)
-    ax.invert_yaxis()
-    for arm, style in (("random_encoder", "--"), ("raw_pixels", ":")):
-        if vals.get(arm, {}).get("knn"):
-            ax.axvline(stats.summarize(vals[arm]["knn"]).mean, color="k", ls=style, lw=1, label=arm)
-    ax.set_xlabel("kNN top-1 (mean ± std over seeds)")
-    ax.legend(fontsize=8)
-    return save(fig, out, "knn.png")
+def plot_center(records: list[dict], out: Path) -> str:
+    fig, axes = panels(2, 5.2, 4.0)
+    runs = [r for r in records if r.get("kind") == "run" and "center_norm" in r.get("metrics", {})]
+    if runs:
+        sc = axes[0].scatter([r["metrics"]["center_norm"] for r in runs], [r["metrics"]["aug_mean_norm"] for r in runs],
+                             c=[r["metrics"].get("knn_gain", 0.0) for r in runs], cmap="coolwarm_r", vmin=-0.2, vmax=0.2)
+        fig.colorbar(sc, ax=axes[0], label="kNN − random encoder")
+        early = [r for r in runs if "center_early" in r["metrics"]]
+        axes[1].scatter([r["metrics"]["center_early"] for r in early], [r["metrics"]["knn"] for r in early], s=10)
+    axes[0].set_xlabel("center norm ‖E_x u‖ (end)")
+    axes[0].set_ylabel("augmentation-mean norm E_x‖E_ω u‖ (end)")
+    axes[0].set_title("every run (Jha et al.)")
+    axes[1].set_xlabel("center norm a quarter into training")
+    axes[1].set_ylabel("final kNN top-1")
+    axes[1].set_title("does the early center predict the end?")
+    return save(fig, out, "center.png")
 
 
-def write_report(results: list[dict], records: list[dict], report: Path, header: dict[str, Any]) -> Path:
+def _verdict_anchor(c: dict[str, Any]) -> str:
+    return f"{c['id']}-{c['verdict'].replace(' ', '-')}"
+
+
+def write_report(registry: Registry, results: list[dict[str, Any]], records: list[dict], report: Path,
+                 header: dict[str, Any]) -> Path:
     """``report`` (markdown) and, beside it in ``<stem>/``, the plots and ``claims.json``."""
     assets = report.parent / report.stem
-    vals = values(records)
-    arms = [a for a in ARMS if a in vals] + [a for a in BASELINES if a in vals]
-    figures = {"center.png": plot_center(records, assets), "alignment.png": plot_alignment(records, assets),
-               "duality.png": plot_duality(records, assets), "knn.png": plot_knn(vals, arms, assets)}
+    runs = [r for r in records if r.get("kind") != "tuning"]
+    vals = values_of(runs)
+    figures = {"forest": plot_forest(results, assets), "predictor": plot_predictor(runs, assets),
+               "center": plot_center(runs, assets)}
     rel = assets.name
-    counts = defaultdict(int)
-    for r in results:
-        counts[r["verdict"]] += 1
+    why = explanations()
+    counts = Counter(c["verdict"] for c in results)
+    pcounts = Counter(r["verdict"] for c in results for r in c["predictions"])
+    rounds = "; ".join(", ".join(map(str, r)) for r in header["rounds"])
     lines = [
         "# The four papers' claims, tested on shifted_mnist",
         "",
-        f"Generated by `{header['command']}` on {header['date']}: {header['runs']} training runs"
-        + (f" ({header['failed']} failed)" if header.get("failed") else "") + f" in {header['minutes']:.0f} "
-        f"minutes of wall time ({header['invocations']} invocation(s); {header['jobs']} runs at a time) on "
-        f"{header['cores']} CPU cores, torch {header['torch']}. Do not edit by hand: rerun the command "
-        "(finished runs in its `--out` folder are kept).",
+        f"Generated by `{header['command']}` on {header['date']} at commit `{header['commit']}` from the predictions "
+        f"registered on {header['registered']} in `src/sslab/claims/predictions.yaml` (SHA-256 "
+        f"`{header['predictions_sha256'][:16]}…`): {header['runs']} training runs"
+        + (f" ({header['failed']} failed)" if header.get("failed") else "")
+        + f" in {header['minutes']:.0f} minutes of wall time ({header['invocations']} invocation(s); {header['jobs']} "
+        f"runs at a time) on {header['cores']} CPU cores, torch {header['torch']}. Seeds by round: {rounds}; the "
+        f"rounds stopped because {header['stopping']}. Do not edit by hand: edit the predictions file (before the "
+        "runs) or `explanations.yaml` (after), and rerun the command (finished runs in its `--out` are kept).",
         "",
-        f"**Verdicts:** {counts[stats.HOLDS]} hold, {counts[stats.FAILS]} do not hold, "
-        f"{counts[stats.INCONCLUSIVE]} inconclusive, of {len(results)} claims.",
+        f"**Claims:** {', '.join(f'{counts[v]} {v}' for v in stats.VERDICTS)}, of {len(results)}. "
+        f"**Predictions:** {', '.join(f'{pcounts[v]} {v}' for v in stats.VERDICTS)}, of {sum(pcounts.values())}.",
         "",
-        "**Setup.** Each arm is a method's `shifted_mnist` recipe (`<method>_mnist5k@shifted_mnist`) with "
-        f"`{' '.join(header['settings'])}` and the options in its row; seeds {', '.join(map(str, header['seeds']))}. "
-        "kNN is top-1 (k = 20, T = 0.07) on the test split with the backbone's features; the diagnostics are the "
-        "probe set's at the end of training. Short runs (8 of the benchmark's 24 epochs) keep "
-        "the whole study within its budget; they measure the early phase of training, where collapse decides itself.",
+        "**How to read a verdict** (`sslab.claims.stats`, `sslab.claims.judge`). Each prediction is a paired "
+        "difference per seed (arms share each seed's initialisation, data order and views) with its 95 % Student-t "
+        "interval (df = n − 1) and a smallest effect of interest (SESOI) fixed before the runs. *supported*: the "
+        "interval excludes 0 in the predicted direction (equivalence and non-inferiority: TOST at the SESOI, each "
+        "side at 2.5 %), with the p-value Holm-adjusted within its claim; *contradicted*: the interval lies beyond "
+        "the SESOI on the other side, or inside ±SESOI where an effect was predicted; *underpowered*: anything else "
+        "(the interval is the result); *not tested here*: a positive control it leans on failed, or too few runs. "
+        "A claim is contradicted if any of its predictions is, else underpowered if any is, else supported if any "
+        "is. **Collapse** comes in two registered kinds, both shown: *dimensional* (effective rank below a third of "
+        "the same-seed reference's and kNN below the same-seed random encoder) and *complete* (center norm of the "
+        "unit-normalised embeddings above 0.9 and RankMe below 10 % of the dimension); each criterion is a "
+        "threshold test. **Positive control:** a reference must beat its same-seed random encoder by ≥ 5 kNN "
+        "points with the paired interval above 0. Sequential seeds inflate the error rates a little; the rounds "
+        "and the rule that added them are stated above.",
         "",
-        "**Verdict rule** (sslab.claims.stats): mean ± std over seeds; a predicted difference *holds* when it exceeds "
-        "twice its standard error (Welch), *does not hold* when the opposite difference does, and is *inconclusive* "
-        f"otherwise. \"Matches\" is an equivalence: the interval difference ± 2 SE inside ±{MATCH_MARGIN} kNN "
-        f"(holds) or wholly outside it (does not hold). \"Collapses completely\": center norm above {COLLAPSE_CENTER} "
-        "by 2 SE. A claim with several predictions holds when all do. With 3 seeds the standard error rests on "
-        "few degrees of freedom, so 2 SE is a lenient bar (an 82-88 % interval under Student's t with 2-4 "
-        "degrees of freedom, not 95 %): "
-        "read a verdict as what these runs show, not as a significance test.",
+        "**Setup.** Every arm is a method's `shifted_mnist` recipe (`<method>_mnist5k@shifted_mnist`: 4,000 "
+        "training digits at random position, scale and intensity on a 40×40 canvas, half-width ConvNet, batch 128) "
+        f"with `{' '.join(header['settings'])}`, its block's length and the options in its row. kNN is top-1 "
+        "(k = 20, T = 0.07) on the 1,000 test digits with the backbone's features; the diagnostics are the "
+        "probe set's (512 training images, two fixed views) at the end of training, traced every 40 steps. Blocks: "
+        "`recipe24` (24 epochs, the benchmark's length), `recipe8` (8 epochs: these references pass their control "
+        "there), `tian` (Tian et al.'s SGD lr 0.03, momentum 0.9, η̄ = 4e-4, constant EMA 0.996, α_p = 1, the BYOL "
+        f"loss scale, a bias-free linear predictor; 24 epochs), tuned arms (each grid value trained once on the "
+        f"training split minus {HOLDOUT} held-out images and scored on those, never on the test split).",
         "",
-        "| claim | paper | claim in one sentence | verdict |",
-        "| --- | --- | --- | --- |",
+        "## Summary",
+        "",
+        "| claim | paper | the paper's words | verdict | predictions: mean [95 % CI] |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    lines += [f"| [{r['id']}](#{r['id']}-{r['verdict'].replace(' ', '-')}) | {r['paper']} | {r['claim']} | "
-              f"**{r['verdict']}** |" for r in results]
-    lines += ["", "## Claims", ""]
-    for r in results:
-        lines += claim_section(r, vals)
-        if r["plot"] in figures:
-            lines += [f"![{r['id']}]({rel}/{figures[r['plot']]})", ""]
-    lines += ["## Every arm", "", f"![kNN of every arm]({rel}/{figures['knn.png']})", "", *arm_table(vals, arms)]
+    for c in results:
+        ivs = "<br>".join(f"{r['id']}: " + (_iv(r.get("interval")) if r.get("interval") else
+                                             "; ".join(_iv(x["interval"]) for x in r.get("criteria", [])) or "-")
+                          + f" *{r['verdict']}*" for r in c["predictions"])
+        lines.append(f"| [{c['id']}](#{_verdict_anchor(c)}) | {c['paper']} ({c['where']}) | {c['words']} | "
+                     f"**{c['verdict']}** | {ivs} |")
+    lines += ["", f"![every prediction's interval against its SESOI]({rel}/{figures['forest']})", "",
+              "## Positive controls", "", *control_rows(results), ""]
+    tuned = header.get("tuned") or {}
+    tuning = [r for r in records if r.get("kind") == "tuning"]
+    if tuning:
+        lines += ["## Tuning (held-out split)", "", "| run | held-out kNN | chosen |", "| --- | --- | --- |"]
+        for r in tuning:
+            arm, _, setting = r["arm"].partition("~")
+            chosen = ",".join(f"{k}={v}" for k, v in tuned.get(arm, {}).items()) == setting
+            knn = f"{r['metrics']['knn']:.3f}" if "metrics" in r else r.get("failed", "-")
+            lines.append(f"| {r['arm']} | {knn} | {'**yes**' if chosen else ''} |")
+        lines.append("")
+    lines += ["## Claims", ""]
+    for c in results:
+        lines += [f"### {c['id']}: {c['verdict']}", "", f"**{c['paper']}** ({c['where']}): {c['words']}", "",
+                  f"*Tested here as:* {c['summary']}", ""]
+        lines += arm_rows(vals, [a for a in c["arms"] if a in ARMS], tuned) + [""]
+        timing = timing_rows(vals, [a for a in c["arms"] if a in ARMS])
+        lines += timing + ([""] if timing else [])
+        lines += prediction_rows(c) + [""]
+        if (c["id"], c["verdict"]) in why:
+            lines += [why[(c["id"], c["verdict"])], ""]
+        if c["id"] == "tian-alignment":
+            lines += [f"![alignment and commutator]({rel}/{figures['predictor']})", ""]
+        if c["id"] == "jha-early-center":
+            lines += [f"![center vector of every run]({rel}/{figures['center']})", ""]
+    untested = [(c["id"], r) for c in results for r in c["predictions"] if r["verdict"] == stats.NOT_TESTED]
+    lines += ["## What could not be tested here, and why", ""]
+    lines += [f"- **{cid} / {r['id']}**: {r.get('reason', '')}" for cid, r in untested] or ["- nothing"]
+    lines += ["", "## Pilots (before the seeds)", ""]
+    lines += [f"- {p['what']}: {p['result']}" for p in registry.pilots]
+    lines += ["", "## Identities (verified by unit tests, not by runs)", ""]
+    lines += [f"- **{i['id']}** ({i['paper']}): {i['words']} -- identity, verified: {i['test']}" for i in registry.identities]
     failed = [r for r in records if r.get("failed")]
     if failed:
-        lines += ["", "Failed runs (left out of the tables): " + "; ".join(f"{r['arm']} seed {r['seed']}: {r['failed']}"
-                                                                          for r in failed)]
+        lines += ["", "Failed runs (left out): " + "; ".join(f"{r['arm']} seed {r['seed']}: {r['failed']}" for r in failed)]
     assets.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(json.dumps({**header, "claims": results, "runs": records}, indent=1) + "\n", assets / "claims.json")
+    slim = [{k: v for k, v in r.items() if not (k == "trace" and r.get("kind") == "tuning")} for r in records]
+    atomic_write_text(json.dumps({**header, "claims": results, "runs": slim}, indent=1) + "\n", assets / "claims.json")
     atomic_write_text("\n".join(lines) + "\n", report)
     return report

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import statistics
@@ -25,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -34,11 +36,10 @@ import yaml
 
 from ..config import Config, resolve, to_dict
 from ..io import RunStopped, atomic_write_text
-from .stats import pearson
 from .study import Arm
 
-TRACE_KEYS = ("step", "center_norm", "aug_mean_norm", "effective_rank", "l_c", "l_nc", "pred_alignment")
 TIMING_STEPS, TIMING_WARMUP = 200, 20
+EARLY_FRACTION = 0.25  # "early in training": the probe nearest a quarter of the run's steps
 
 
 def recipe_of(arm: Arm) -> str:
@@ -47,56 +48,85 @@ def recipe_of(arm: Arm) -> str:
     return method_spec(arm.method).recipes["shifted_mnist"]
 
 
-def overrides_of(arm: Arm, seed: int, settings: Iterable[str] = ()) -> list[str]:
-    """The run's overrides on its recipe: the shared ``settings``, the arm's own, the seed (and the baselines)."""
-    own = [f"{k}={json.dumps(v)}" for k, v in arm.set.items()]
-    return [*settings, *own, f"seed={seed}", *(["eval.baselines=true"] if arm.baselines else [])]
+def overrides_of(arm: Arm, seed: int, settings: Iterable[str] = (), tuned: Mapping[str, Any] | None = None,
+                 epochs: int | None = None, holdout: int = 0) -> list[str]:
+    """The run's overrides on its recipe: the shared ``settings``, the arm's length and options, the values its
+    tuning chose (``tuned``), the seed (and ``holdout`` for a tuning run)."""
+    own = {**arm.set, **(tuned or {})}
+    return [*settings, f"epochs={epochs or arm.epochs}", *(f"{k}={json.dumps(v)}" for k, v in own.items()),
+            f"seed={seed}", *([f"holdout={holdout}"] if holdout else [])]
 
 
-def arm_config(arm: Arm, seed: int, settings: Iterable[str] = ()) -> Config:
-    return resolve(recipe_of(arm), overrides_of(arm, seed, settings))
+def arm_config(arm: Arm, seed: int, settings: Iterable[str] = (), **kw: Any) -> Config:
+    return resolve(recipe_of(arm), overrides_of(arm, seed, settings, **kw))
 
 
 def _trace(path: Path) -> list[dict[str, float]]:
-    """The probe-set records of a run, one per step (a resumed run logs the steps after its last
-    checkpoint again: the later record wins)."""
+    """The probe-set records of a run, one per step, their scalars only (a resumed run logs the steps after its
+    last checkpoint again: the later record wins)."""
     if not path.is_file():
         return []
     by_step: dict[int, dict[str, float]] = {}
     for line in path.read_text().splitlines():
         rec = json.loads(line)
-        by_step[int(rec["step"])] = {k: rec[k] for k in TRACE_KEYS if k in rec and rec[k] is not None}
+        by_step[int(rec["step"])] = {k: v for k, v in rec.items()
+                                     if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "epoch"}
     return [by_step[s] for s in sorted(by_step)]
 
 
-def derived(metrics: dict[str, float], trace: list[dict[str, float]]) -> dict[str, float]:
-    """The metrics computed from others and from the trace: ``invariance_gap`` (‖aug mean‖ − ‖center‖),
-    ``center_drop`` (center norm at the first probe minus at the end), ``lc_lnc_r`` (Pearson's r of
-    L_c and L_nc along training), ``pred_alignment_first/last/gain`` (linear predictors)."""
+def derived(metrics: dict[str, float], trace: list[dict[str, float]], steps: int | None = None) -> dict[str, float]:
+    """The metrics computed from others and from the trace (``steps``: the run's length):
+
+    * ``knn_gain`` kNN minus the same-seed random encoder's (the positive control); ``log_effective_rank``;
+      ``rankme_fraction`` RankMe / embedding dimension; ``invariance_gap`` ‖aug mean‖ − ‖center‖;
+    * ``center_drop`` the center norm at the first probe minus at the end; ``center_early`` at the probe
+      nearest :data:`EARLY_FRACTION` of the steps;
+    * ``commutator_drop`` the relative ‖[F̂, Wp]‖ at the first probe that has it minus at the end;
+    * ``log_predictor_ms``, ``predictor_fraction`` (timing arms)."""
     m: dict[str, float] = {}
+    if "knn" in metrics and "random_encoder" in metrics:
+        m["knn_gain"] = metrics["knn"] - metrics["random_encoder"]
+    if metrics.get("effective_rank", 0) > 0:
+        m["log_effective_rank"] = math.log(metrics["effective_rank"])
+    if "rankme" in metrics and metrics.get("embedding_dim"):
+        m["rankme_fraction"] = metrics["rankme"] / metrics["embedding_dim"]
     if "center_norm" in metrics and "aug_mean_norm" in metrics:
         m["invariance_gap"] = metrics["aug_mean_norm"] - metrics["center_norm"]
-    if "center_norm" in metrics and trace and "center_norm" in trace[0]:
-        m["center_drop"] = trace[0]["center_norm"] - metrics["center_norm"]
-    pairs = [(t["l_c"], t["l_nc"]) for t in trace if "l_c" in t and "l_nc" in t]
-    if len(pairs) >= 3:
-        m["lc_lnc_r"] = pearson(*zip(*pairs))
-    align = [t["pred_alignment"] for t in trace if "pred_alignment" in t]
-    if len(align) >= 2:
-        m.update(pred_alignment_first=align[0], pred_alignment_last=align[-1], pred_alignment_gain=align[-1] - align[0])
+    centers = [t for t in trace if "center_norm" in t]
+    if "center_norm" in metrics and centers:
+        m["center_drop"] = centers[0]["center_norm"] - metrics["center_norm"]
+        if steps:
+            m["center_early"] = min(centers, key=lambda t: abs(t["step"] - EARLY_FRACTION * steps))["center_norm"]
+    comm = [t["pred_commutator"] for t in trace if "pred_commutator" in t]
+    if comm and "pred_commutator" in metrics:
+        m["commutator_drop"] = comm[0] - metrics["pred_commutator"]
+    if metrics.get("predictor_ms", 0) > 0:
+        m["log_predictor_ms"] = math.log(metrics["predictor_ms"])
+        if metrics.get("step_ms"):
+            m["predictor_fraction"] = metrics["predictor_ms"] / metrics["step_ms"]
     return m
 
 
+#: the final probe-set diagnostics the study reads (summary.json's "diagnostics")
+DIAGNOSTICS = ("center_norm", "aug_mean_norm", "effective_rank", "rankme", "gram_offdiag_mean", "gram_offdiag_var_ratio",
+               "rows4_ratio", "pred_alignment", "pred_alignment_live", "pred_commutator", "l_c", "l_nc")
+
+
 def metrics_of(summary: dict, trace: list[dict[str, float]]) -> dict[str, float]:
-    """The study's metrics of one finished run (see :mod:`.study`)."""
+    """The study's metrics of one finished run (see :func:`derived` and :data:`sslab.claims.predictions.METRICS`)."""
     d = summary.get("diagnostics") or {}
+    base = summary.get("baselines") or {}
     m: dict[str, float] = {"knn": float(summary["knn_top1"])}
-    if summary.get("linear_top1") is not None:
-        m["linear"] = float(summary["linear_top1"])
-    for key in ("center_norm", "aug_mean_norm", "effective_rank"):
-        if d.get(key) is not None:
+    if base.get("random_init_knn_top1") is not None:
+        m["random_encoder"] = float(base["random_init_knn_top1"])
+    if base.get("raw_pixel_knn_top1") is not None:
+        m["raw_pixels"] = float(base["raw_pixel_knn_top1"])
+    if summary.get("embedding_dim"):
+        m["embedding_dim"] = float(summary["embedding_dim"])
+    for key in DIAGNOSTICS:
+        if isinstance(d.get(key), (int, float)):
             m[key] = float(d[key])
-    return {**m, **derived(m, trace)}
+    return {**m, **derived(m, trace, summary.get("steps"))}
 
 
 def _same_config(folder: Path, cfg: Config) -> bool:
@@ -136,95 +166,150 @@ def _fit(cfg: Config, folder: Path) -> dict:
     return train(cfg, folder)
 
 
-def _train(name: str, arm: Arm, seed: int, settings: tuple[str, ...], folder: str, threads: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Job:
+    """One run of the study: ``arm`` (named ``name``) at ``seed`` with ``overrides`` on its recipe, in ``folder``."""
+
+    name: str
+    arm: Arm
+    seed: int
+    overrides: tuple[str, ...]
+    folder: Path
+    kind: str = "run"  # run | tuning | timing
+
+    def config(self) -> Config:
+        return resolve(recipe_of(self.arm), list(self.overrides))
+
+    def head(self) -> dict[str, Any]:
+        return {"arm": self.name, "seed": self.seed, "method": self.arm.method, "overrides": list(self.overrides),
+                "kind": self.kind}
+
+
+def _train(job: Job, threads: int) -> dict[str, Any]:
     """One training run (in a worker process): its record, also written to ``record.json``. Any error
     (a non-finite loss, a bad option) makes a failed record, not a failed study."""
     torch.set_num_threads(threads)
-    folder_p = Path(folder)
-    overrides = overrides_of(arm, seed, settings)
-    record: dict[str, Any] = {"arm": name, "seed": seed, "method": arm.method, "overrides": overrides}
+    record = job.head()
     t0 = time.perf_counter()
-    folder_p.parent.mkdir(parents=True, exist_ok=True)
-    log_path = folder_p.parent / f"{folder_p.name}.log"
+    job.folder.parent.mkdir(parents=True, exist_ok=True)
+    log_path = job.folder.parent / f"{job.folder.name}.log"
     try:
         with open(log_path, "a") as log, contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
-            summary = _fit(arm_config(arm, seed, settings), folder_p)
-        trace = _trace(folder_p / "logs" / "diagnostics.jsonl")
-        record.update(metrics=metrics_of(summary, trace), baselines=summary.get("baselines") or {}, trace=trace)
+            summary = _fit(job.config(), job.folder)
+        trace = _trace(job.folder / "logs" / "diagnostics.jsonl")
+        record.update(metrics=metrics_of(summary, trace), summary=_slim(summary), trace=trace)
     except Exception as e:  # noqa: BLE001
         record["failed"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     record["seconds"] = round(time.perf_counter() - t0, 1)
     if "metrics" in record:
-        atomic_write_text(json.dumps(record) + "\n", folder_p / "record.json")
+        atomic_write_text(json.dumps(record) + "\n", job.folder / "record.json")
     return record
 
 
-def time_predictor(name: str, arm: Arm, seed: int, settings: tuple[str, ...] = (), steps: int = TIMING_STEPS
-                   ) -> dict[str, Any]:
-    """A timing arm: median ms of the closed-form predictor's per-step work (F̂ update + reset) at the
-    arm's projection size and batch, over ``steps`` steps after a warm-up."""
+def _median_ms(fn: Callable[[int], None], steps: int, warmup: int) -> float:
+    times = []
+    for step in range(1, steps + warmup + 1):
+        t0 = time.perf_counter()
+        fn(step)
+        if step > warmup:
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def time_predictor(job: Job, steps: int = TIMING_STEPS) -> dict[str, Any]:
+    """A timing arm: median ms of the closed-form predictor's per-step work (F̂ update + Wp reset) at the arm's
+    projection size and batch, and of the whole training step (forward, backward, SGD step, after_step -- which
+    holds that work) of the method with that projection on the study's images, over ``steps`` steps."""
+    from ..build import method_from_config
+    from ..data import dataset_info
     from ..methods import method_arguments
     from ..methods.parts.direct import DirectPredictor
 
-    cfg = arm_config(arm, seed, settings)
+    cfg = job.config()
     args = {**method_arguments(cfg.method), **cfg.method_args}
     pred = DirectPredictor(args["proj_dim"], args["direct"], rho=args["rho"], eps=args["eps"], freq=1, norm=args["norm"])
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(job.seed)
     batch = torch.randn(2 * cfg.batch_size, args["proj_dim"], generator=g)
-    times = []
-    with torch.no_grad():
-        for step in range(1, steps + TIMING_WARMUP + 1):
-            t0 = time.perf_counter()
+    # an eigendecomposition at D = 2048 takes ~1.5 s on 2 cores: fewer steps at larger D (the median is stable)
+    steps = max(10, steps * 128 // args["proj_dim"])
+    warmup = max(2, min(TIMING_WARMUP, steps // 10))
+    total = steps + warmup
+
+    def predictor_step(step: int) -> None:
+        with torch.no_grad():
             pred.observe([batch])
-            pred.after_step(step, steps + TIMING_WARMUP)
-            if step > TIMING_WARMUP:
-                times.append(time.perf_counter() - t0)
-    return {"arm": name, "seed": seed, "method": arm.method, "overrides": overrides_of(arm, seed, settings),
-            "seconds": round(sum(times), 3), "metrics": {"predictor_ms": 1000 * statistics.median(times)},
-            "timing": {"dim": args["proj_dim"], "batch": 2 * cfg.batch_size, "steps": steps, "threads": torch.get_num_threads()}}
+            pred.after_step(step, total)
+
+    torch.manual_seed(job.seed)
+    method = method_from_config(cfg)
+    info = dataset_info(cfg.dataset)
+    size = cfg.image_size or info.image_size
+    views = [torch.rand(cfg.batch_size, info.channels, size, size, generator=g) for _ in range(2)]
+    opt = torch.optim.SGD(method.parameters(), lr=1e-3, momentum=0.9)
+
+    def train_step(step: int) -> None:  # the engine's step protocol, without the engine's logging
+        loss = method(views)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        method.before_optimizer_step(step - 1)
+        opt.step()
+        method.after_step(step, total)
+
+    metrics = {"predictor_ms": _median_ms(predictor_step, steps, warmup),
+               "step_ms": _median_ms(train_step, max(5, steps // 10), 2)}
+    metrics.update(derived(metrics, []))
+    return {**job.head(), "seconds": 0.0, "metrics": metrics,
+            "timing": {"dim": args["proj_dim"], "batch": 2 * cfg.batch_size, "steps": steps,
+                       "threads": torch.get_num_threads()}}
 
 
-def _reusable(folder: Path, overrides: list[str]) -> dict | None:
-    """The record of a finished run with these overrides (its derived metrics recomputed), or None."""
-    path = folder / "record.json"
+def _slim(summary: dict) -> dict:
+    """What a record keeps of a run's summary.json: enough to recompute :func:`metrics_of` later."""
+    return {k: summary.get(k) for k in ("knn_top1", "baselines", "diagnostics", "embedding_dim", "steps", "wall_seconds",
+                                         "final_loss", "z_std")}
+
+
+def _reusable(job: Job) -> dict | None:
+    """The record of a finished run with the job's overrides (its metrics recomputed from the kept summary and
+    trace, so a metric added later reads old runs too), or None."""
+    path = job.folder / "record.json"
     if not path.is_file():
         return None
     record = json.loads(path.read_text())
-    if record.get("overrides") != overrides or "metrics" not in record:
+    if record.get("overrides") != list(job.overrides) or "metrics" not in record:
         return None
-    record["metrics"].update(derived(record["metrics"], record.get("trace", [])))
+    if record.get("summary"):
+        record["metrics"] = metrics_of(record["summary"], record.get("trace", []))
+    else:  # a timing record
+        record["metrics"].update(derived(record["metrics"], []))
     return record
 
 
-def run_arms(arms: Mapping[str, Arm], seeds: Iterable[int], out: Path, settings: Iterable[str] = (), jobs: int = 2,
-             progress: Callable[[str], None] | None = None, timing_steps: int = TIMING_STEPS) -> list[dict[str, Any]]:
-    """Every (arm, seed) with the shared ``settings``: the training arms in ``jobs`` worker processes,
-    then the timing arms alone (nothing else running, so their times are not contended). Returns the
-    records; runs (and timings) already finished under ``out`` with the same overrides are kept."""
+def run_jobs(jobs: list[Job], parallel: int = 2, progress: Callable[[str], None] | None = None,
+             timing_steps: int = TIMING_STEPS) -> list[dict[str, Any]]:
+    """Every job: the training runs in ``parallel`` worker processes, then the timing arms alone (nothing else
+    running, so their times are not contended). Returns the records; jobs already finished (a ``record.json``
+    with the same overrides) are read back, not run again."""
     say = progress or (lambda s: print(s, file=sys.stderr, flush=True))
-    seeds, settings = list(seeds), tuple(settings)
     records: list[dict[str, Any]] = []
     todo, timings = [], []
-    for name, arm in arms.items():
-        for seed in seeds:
-            folder = out / "runs" / f"{name}-s{seed}"
-            kept = _reusable(folder, overrides_of(arm, seed, settings))
-            if kept is not None:
-                records.append(kept)
-            elif arm.timing:
-                timings.append((name, arm, seed, folder))
-            else:  # new, half-finished or of other settings: the worker resumes or sets the old folder aside
-                todo.append((name, arm, seed, str(folder)))
+    for job in jobs:
+        kept = _reusable(job)
+        if kept is not None:
+            records.append(kept)
+        elif job.kind == "timing":
+            timings.append(job)
+        else:  # new, half-finished or of other settings: the worker resumes or sets the old folder aside
+            todo.append(job)
     if records:
-        say(f"sslab claims: {len(records)} finished runs kept from {out}")
+        say(f"sslab claims: {len(records)} finished runs kept")
     cores = os.cpu_count() or 1
-    jobs = max(1, min(jobs, len(todo) or 1))
-    threads = max(1, cores // jobs)
+    parallel = max(1, min(parallel, len(todo) or 1))
+    threads = max(1, cores // parallel)
     t0 = time.perf_counter()
     if todo:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_train, name, arm, seed, settings, folder, threads): (name, arm, seed)
-                       for name, arm, seed, folder in todo}
+        with ProcessPoolExecutor(parallel, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_train, job, threads): job for job in todo}
             for i, fut in enumerate(as_completed(futures), 1):
                 try:
                     rec = fut.result()
@@ -233,18 +318,18 @@ def run_arms(arms: Mapping[str, Arm], seeds: Iterable[int], out: Path, settings:
                         other.cancel()
                     raise
                 except Exception as e:  # noqa: BLE001 -- a worker that died (e.g. out of memory): a failed run
-                    name, arm, seed = futures[fut]
-                    rec = {"arm": name, "seed": seed, "method": arm.method, "failed": f"{type(e).__name__}: {e}",
-                           "seconds": 0.0}
+                    rec = {**futures[fut].head(), "failed": f"{type(e).__name__}: {e}", "seconds": 0.0}
                 records.append(rec)
                 m = rec.get("metrics", {})
-                what = rec.get("failed") or f"kNN {m['knn']:.3f}, center {m.get('center_norm', float('nan')):.2f}"
+                what = rec.get("failed") or (f"kNN {m['knn']:.3f} (random encoder {m.get('random_encoder', math.nan):.3f}),"
+                                             f" center {m.get('center_norm', math.nan):.2f}")
                 say(f"[{i}/{len(todo)}] {rec['arm']} seed {rec['seed']}: {what} ({rec['seconds']:.0f} s; "
                     f"{time.perf_counter() - t0:.0f} s so far)")
-    for name, arm, seed, folder in timings:
-        rec = time_predictor(name, arm, seed, settings, timing_steps)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json.dumps(rec) + "\n", folder / "record.json")
-        say(f"{name} seed {seed}: {rec['metrics']['predictor_ms']:.3f} ms per step")
+    for job in timings:
+        rec = time_predictor(job, timing_steps)
+        job.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json.dumps(rec) + "\n", job.folder / "record.json")
+        say(f"{job.name} seed {job.seed}: predictor {rec['metrics']['predictor_ms']:.3f} ms of a "
+            f"{rec['metrics']['step_ms']:.1f} ms step")
         records.append(rec)
     return records

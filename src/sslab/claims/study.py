@@ -1,17 +1,23 @@
-"""The claims study: the four papers' claims as arms (runs) and predictions (verdicts).
+"""The claims study's arms: every run it trains (the predictions about them live in ``predictions.yaml``).
 
 Every arm is a method's ``shifted_mnist`` recipe (``<method>_mnist5k@shifted_mnist``) with the
-study's shared settings (:data:`SETTINGS`) and the options the arm changes. A claim is a list of
-:class:`Part` predictions about the arms' metrics; :mod:`.stats` turns each into a verdict. The
-metrics of a run (see :mod:`.runs`): ``knn`` (kNN top-1 on the test split), the final probe-set
-diagnostics ``center_norm`` ‖E_x u‖, ``aug_mean_norm`` E_x‖E_ω u‖, ``effective_rank``, the Pearson
-correlation ``lc_lnc_r`` of L_c and L_nc along training, the predictor's eigen-alignment
-``pred_alignment_first/last/gain`` (linear predictors), and ``predictor_ms`` (timing arms).
+study's shared settings (:data:`SETTINGS`), its block's length and optimiser, and the options the
+arm changes. The blocks:
 
-Collapse is read from the center vector: an arm "collapses completely" when its center norm
-exceeds :data:`COLLAPSE_CENTER` (0.9, the threshold of sslab's collapse verdict,
-``DiagnosticsConfig.center_threshold``) by twice its standard error. Two arms "match" within
-:data:`MATCH_MARGIN` kNN points (see :mod:`.stats`). Both are ours: no paper fixes them.
+* ``recipe24`` -- the BYOL / SimSiam / center-penalty recipes, 24 epochs (the benchmark's length:
+  at the old study's 8 epochs the BYOL reference scored level with its random encoder, 0.655 vs
+  0.652, so nothing compared against it could be read);
+* ``recipe8`` -- the recipes that pass their positive control at 8 epochs (the old study's runs are
+  the pilot: SimCLR 0.79, VICReg 0.82, Barlow Twins 0.79, SwAV 0.73, DirectPred 0.74, DirectCopy
+  0.73 against a random encoder's 0.65, every seed);
+* ``tian`` -- Tian et al.'s own optimisation (luckmatters ``byol_config.yaml``; seeds_spec.md §A.3):
+  SGD lr 0.03, momentum 0.9, weight decay η̄ = 4e-4 on every parameter, no schedule, constant EMA
+  0.996, α_p = 1, the BYOL loss scale, a bias-free linear predictor on an affine-free BN projector;
+* ``tuning`` -- one seed per grid value on a held-out part of the training split (``holdout``),
+  never the test split; the tuned arms (``tune``) take the grid value with the best held-out kNN.
+
+Each arm also measures its own same-seed random encoder and raw pixels (``eval.baselines``): the
+positive controls and the "below the random encoder" half of a dimensional collapse read them.
 """
 
 from __future__ import annotations
@@ -19,325 +25,138 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .stats import FAILS, HOLDS, INCONCLUSIVE
+#: shared by every training arm: kNN only at the end (no linear probe, no online probe), the probe-set
+#: diagnostics every 40 steps (the traces), the arm's own random encoder and raw pixels
+SETTINGS = ("eval.linear=false", "eval.online_probe=false", "eval.knn_every=0", "eval.baselines=true",
+            "diagnostics.every=40")
+#: --quick: one seed of the quick arms, 1 epoch, 2 held-out tuning values (what the tests run; a later key wins)
+QUICK_SETTINGS = (*SETTINGS, "diagnostics.every=10", "diagnostics.probe_size=256")
+QUICK_EPOCHS = 1
+#: the images of shifted_mnist's 4,000-image training split held out for tuning (the kNN bank is the rest)
+HOLDOUT = 1000
 
-TIAN = "Tian et al. 2021"
-WANG = "Wang et al. 2021"
-GARRIDO = "Garrido et al. 2023"
-JHA = "Jha et al. 2024"
-
-#: shared by every arm: the shifted_mnist recipes (half-width ConvNet) for 8 epochs (312 steps of batch 128), kNN
-#: only (no linear probe, no online probe), the diagnostics every 20 steps (the curves), the baselines on one arm
-SETTINGS = ("epochs=8", "eval.linear=false", "eval.online_probe=false", "eval.knn_every=0",
-            "eval.baselines=false", "diagnostics.every=20")
-#: --quick: one seed of a few arms, 1 epoch, diagnostics every 10 steps (what the tests run; a later key wins)
-QUICK_SETTINGS = (*SETTINGS, "epochs=1", "diagnostics.every=10", "diagnostics.probe_size=256")
-SEEDS = (0, 1, 2)
-COLLAPSE_CENTER = 0.9
-MATCH_MARGIN = 0.02
-#: the runs of the all-runs claim: "collapsed" when kNN is at least this far below the random encoder of the
-#: same seed (the issue's collapse margin), "healthy" when it is at or above it
-COLLAPSE_KNN_DROP = 0.10
+#: Tian et al.'s optimisation (module docstring); the target starts as a copy of the online network
+#: (the recipe's; luckmatters starts it from an independent random draw -- the pilot of 2026-12-07,
+#: docs/claims.md, measured both)
+TIAN_SGD = {"optim.name": "sgd", "optim.lr": 0.03, "optim.momentum": 0.9, "optim.weight_decay": 4e-4,
+            "optim.exclude_bias_norm": False, "optim.warmup_epochs": 0, "optim.final_lr_ratio": 1.0,
+            "momentum": 0.996, "momentum_final": 0.996, "loss_scale": "byol", "pred_lr_ratio": 1.0}
+#: a learned bias-free linear predictor on DirectPred's heads (128-d, affine-free BN)
+LINEAR = {"predictor": "linear", "pred_bias": False, "bn_affine": False}
+NO_EMA = {"momentum": 0.0, "momentum_final": 0.0}
 
 
 @dataclass(frozen=True)
 class Arm:
-    """One setting of the study: ``method`` with ``set`` (config overrides, ``key: value``)."""
+    """One setting of the study: ``method`` with ``set`` (config overrides, ``key: value``) for ``epochs``."""
 
     method: str
     set: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 24
+    block: str = "recipe24"
     note: str = ""
-    baselines: bool = False  # also measure raw pixels and the random encoder (once per seed)
-    timing: bool = False  # not a training run: the per-step cost of the method's predictor
-
-
-#: a learned linear predictor on DirectPred's heads (bias-free Wp, affine-free BN) at the common learning rate
-#: (alpha_p = 1, as Tian et al.'s Tables 3 and 8; the byol recipe's predictor learns 10x faster)
-LINEAR = {"predictor": "linear", "pred_bias": False, "bn_affine": False, "pred_lr_ratio": 1.0}
+    #: a tuned arm: ``{key: [values]}``, each value trained once on the held-out split, the best kNN kept
+    tune: dict[str, list[Any]] = field(default_factory=dict)
+    #: a timing arm (no training): the per-step cost of the closed-form predictor at ``set["proj_dim"]``
+    timing: bool = False
 
 
 def _momentum(m: float) -> dict[str, Any]:
     return {"momentum": m, "momentum_final": m}
 
 
+def _tian(**extra: Any) -> dict[str, Any]:
+    return {**TIAN_SGD, **extra}
+
+
+def _r8(method: str, set_: dict[str, Any] | None = None, note: str = "", **kw: Any) -> Arm:
+    return Arm(method, set_ or {}, epochs=8, block="recipe8", note=note, **kw)
+
+
+def _t(method: str, set_: dict[str, Any], note: str) -> Arm:
+    return Arm(method, set_, epochs=24, block="tian", note=note)
+
+
+#: the temperature grid of SimCLR and of VICReg-exp, and VICReg's invariance = variance coefficient grid:
+#: four values each, the same budget (spec §D.2: SimCLR-tuned 0.15; VICReg 25; VICReg-exp's τ NOT FOUND)
+SIMCLR_TEMPERATURES = [0.07, 0.1, 0.15, 0.3]
+VICREG_COEFFS = [10.0, 15.0, 25.0, 50.0]
+VICREG_EXP_TEMPERATURES = [0.05, 0.1, 0.3, 1.0]
+#: VICReg's 512-512-512 head on SimCLR (Garrido et al.'s "tuned" SimCLR uses VICReg's projector)
+VICREG_HEAD = {"proj_hidden_dim": 512, "proj_dim": 512, "proj_layers": 3}
+
 ARMS: dict[str, Arm] = {
-    # the references (each method's shifted_mnist recipe as it is)
-    "byol": Arm("byol", note="recipe (EMA 0.9 -> 1, MLP predictor at 10x lr, AdamW wd 1e-4)", baselines=True),
+    # ------------------------------------------------ recipe24: BYOL, SimSiam, the center penalty (24 epochs)
+    "byol": Arm("byol", note="recipe: EMA 0.9 -> 1, MLP predictor at 10x lr, AdamW 2e-3 wd 1e-4"),
     "simsiam": Arm("simsiam", note="recipe"),
-    "simclr": Arm("simclr", note="recipe (512-128 head, temperature 0.2)"),
-    "vicreg": Arm("vicreg", note="recipe (512-512-512 head)"),
-    # Tian et al.
     "byol_no_predictor": Arm("byol", {"predictor": "none"}),
     "simsiam_no_predictor": Arm("simsiam", {"predictor": "none"}),
     "byol_no_stop_gradient": Arm("byol", {"stop_gradient": False, **_momentum(0.0)},
                                  note="the target is the online network itself, gradient through both branches"),
     "simsiam_no_stop_gradient": Arm("simsiam", {"stop_gradient": False}),
-    "byol_wd0": Arm("byol", {"optim.weight_decay": 0.0}, note="no weight decay"),
-    "byol_wd_high": Arm("byol", {"optim.weight_decay": 5.0}, note="AdamW wd 5 (lr x wd = 1 % shrink per step)"),
-    "linear": Arm("byol", LINEAR, note="learned linear predictor at the common lr, DirectPred's heads"),
-    "linear_symmetric": Arm("byol", {**LINEAR, "symmetric_predictor": True}, note="symmetric Wp, EMA"),
-    "linear_symmetric_no_ema": Arm("byol", {**LINEAR, "symmetric_predictor": True, **_momentum(0.0)},
-                                   note="symmetric Wp, no EMA"),
-    "directpred": Arm("directpred", note="recipe: rho 0.3, eps 0.1, freq 1"),
-    "directpred_freq5": Arm("directpred", {"freq": 5}),
-    "directpred_eps0": Arm("directpred", {"eps": 0.0}),
-    "directpred_rho05": Arm("directpred", {"rho": 0.5}),
-    "directpred_rho05_eps0": Arm("directpred", {"rho": 0.5, "eps": 0.0}),
-    "predictor_cost_directpred": Arm("directpred", note="ms per step: F̂ update + eigendecomposition", timing=True),
-    # Wang et al.
-    "directcopy": Arm("directcopy", note="recipe: eps 0.3, spectral norm"),
-    "predictor_cost_directcopy": Arm("directcopy", note="ms per step: F̂ update + F̂/‖F̂‖ + εI", timing=True),
-    # Garrido et al.: SimCLR with VICReg's projector and temperature 0.15 (their "tuned"), the dimension sweep
-    "simclr_tuned": Arm("simclr", {"proj_hidden_dim": 512, "proj_dim": 512, "proj_layers": 3, "temperature": 0.15},
-                        note="VICReg's 512-512-512 head, temperature 0.15"),
-    "simclr_tuned_d16": Arm("simclr", {"proj_hidden_dim": 512, "proj_dim": 16, "proj_layers": 3, "temperature": 0.15},
-                            note="512-512-16 head"),
-    "vicreg_d16": Arm("vicreg", {"proj_dim": 16}, note="512-512-16 head"),
-    "vicreg_exp": Arm("vicreg_exp", note="recipe (512-512-512 head)"),
-    "vicreg_ctr": Arm("vicreg_ctr", note="recipe (512-512-512 head)"),
-    # Jha et al.
-    "center": Arm("center", note="alignment + ‖E z‖² penalty, weight 1"),
-    "barlow_twins": Arm("barlow_twins", note="recipe (512-512-512 head, lambda 0.0051)"),
-    "barlow_twins_no_offdiag": Arm("barlow_twins", {"lambd": 0.0}, note="lambda 0: the diagonal term alone"),
-    "swav": Arm("swav", note="recipe (300 prototypes)"),
-    "swav_fixed_prototypes": Arm("swav", {"fixed_prototypes": True}, note="prototypes never trained"),
-    "byol_m0": Arm("byol", _momentum(0.0), note="constant EMA 0 (target = online)"),
-    "byol_m0.9": Arm("byol", _momentum(0.9), note="constant EMA 0.9"),
+    "byol_m0": Arm("byol", _momentum(0.0), note="constant EMA 0 (target = online, stop-gradient kept)"),
     "byol_m0.99": Arm("byol", _momentum(0.99), note="constant EMA 0.99"),
-    "byol_m0.996": Arm("byol", _momentum(0.996), note="constant EMA 0.996"),
+    "center": Arm("center", note="alignment + ‖E z‖² penalty, weight 1"),
+    # ------------------------------------------------ tian: Tian et al.'s optimiser (24 epochs)
+    "tian_linear": _t("byol", _tian(**LINEAR), "regular Wp, EMA 0.996 (Table 3's reference cell)"),
+    "tian_linear_no_ema": _t("byol", _tian(**LINEAR, **NO_EMA), "regular Wp, no EMA"),
+    "tian_symmetric": _t("byol", _tian(**LINEAR, symmetric_predictor=True), "symmetric Wp, EMA 0.996"),
+    "tian_symmetric_no_ema": _t("byol", _tian(**LINEAR, symmetric_predictor=True, **NO_EMA), "symmetric Wp, no EMA"),
+    "tian_symmetric_no_ema_ap10": _t("byol", _tian(**LINEAR, symmetric_predictor=True, **NO_EMA, pred_lr_ratio=10.0),
+                                     "symmetric Wp, no EMA, α_p = 10 (Fig. 6)"),
+    "tian_symmetric_no_ema_pred_wd": _t("byol", _tian(**LINEAR, symmetric_predictor=True, **NO_EMA,
+                                                      weight_decay_on="predictor"),
+                                        "symmetric Wp, no EMA, weight decay on the predictor only (Table 5)"),
+    "tian_wd0": _t("byol", _tian(**LINEAR, **{"optim.weight_decay": 0.0}), "regular Wp, EMA, no weight decay"),
+    "tian_wd_high": _t("byol", _tian(**LINEAR, **{"optim.weight_decay": 0.01}),
+                       "regular Wp, EMA, η̄ = 1e-2: above the linear theory's collapse threshold α τ²/4 = 7.5e-3"),
+    "tian_directpred": _t("directpred", _tian(freq=1), "ρ 0.3, ε 0.1, freq 1"),
+    "tian_directpred_freq5": _t("directpred", _tian(freq=5), "ρ 0.3, ε 0.1, freq 5 (SGD between resets)"),
+    # ------------------------------------------------ recipe8: the recipes that pass their control at 8 epochs
+    "simclr": _r8("simclr", note="recipe (512-128 head, temperature 0.2)"),
+    "simclr_abs": _r8("simclr_abs", note="recipe: |cos| of the negatives (Garrido et al. SimCLR-abs)"),
+    "vicreg": _r8("vicreg", note="recipe (512-512-512 head, 25/25/1)"),
+    "vicreg_ctr": _r8("vicreg_ctr", note="recipe"),
+    "vicreg_d16": _r8("vicreg", {"proj_dim": 16}, note="512-512-16 head"),
+    "vicreg_ddd16": _r8("vicreg", {"proj_hidden_dim": 16, "proj_dim": 16}, note="16-16-16 head (d-d-d)"),
+    "barlow_twins": _r8("barlow_twins", note="recipe (512-512-512 head, λ 0.0051)"),
+    "barlow_twins_no_offdiag": _r8("barlow_twins", {"lambd": 0.0}, note="λ 0: the diagonal term alone"),
+    "swav": _r8("swav", note="recipe"),
+    "swav_fixed_prototypes": _r8("swav", {"fixed_prototypes": True}, note="prototypes never trained"),
+    "dino": _r8("dino", note="recipe"),
+    "dino_no_centering": _r8("dino", {"center_momentum": 1.0}, note="the teacher's center stays 0: no centring"),
+    "directpred": _r8("directpred", note="recipe: ρ 0.3, ε 0.1, freq 1, spectral norm"),
+    "directpred_eps0": _r8("directpred", {"eps": 0.0}),
+    "directpred_rho05": _r8("directpred", {"rho": 0.5}),
+    "directpred_rho05_eps0": _r8("directpred", {"rho": 0.5, "eps": 0.0}),
+    "directcopy": _r8("directcopy", note="recipe: ρ 0.5, ε 0.3, Wp = F̂/‖F̂‖₂ + εI"),
+    "directcopy_fro": _r8("directcopy", {"norm": "fro"}, note="Wp = F̂/‖F̂‖_F + εI: no eigen-solver"),
+    # ------------------------------------------------ tuned on the held-out split (recipe8 length), then seeded
+    "simclr_tuned": _r8("simclr", VICREG_HEAD, note="VICReg's 512-512-512 head, temperature tuned",
+                        tune={"temperature": SIMCLR_TEMPERATURES}),
+    "simclr_tuned_d16": _r8("simclr", {**VICREG_HEAD, "proj_dim": 16}, note="512-512-16 head, simclr_tuned's temperature",
+                            tune={"temperature": "simclr_tuned"}),
+    "vicreg_tuned": _r8("vicreg", {}, note="recipe head, invariance = variance coefficient tuned",
+                        tune={"sim_coeff": VICREG_COEFFS, "std_coeff": "sim_coeff"}),
+    "vicreg_exp_tuned": _r8("vicreg_exp", {}, note="recipe head, LogSumExp temperature tuned",
+                            tune={"temperature": VICREG_EXP_TEMPERATURES}),
+    # ------------------------------------------------ timing (no training): the closed-form predictor's cost
+    **{f"cost_{name}_d{d}": Arm(method, {"proj_dim": d, **extra}, epochs=1, block="timing", timing=True,
+                                note=f"ms per step at D = {d}: F̂ update + Wp reset")
+       for d in (128, 512, 2048)
+       for name, method, extra in (("directpred", "directpred", {}), ("directcopy", "directcopy", {}),
+                                   ("directcopy_fro", "directcopy", {"norm": "fro"}))},
 }
 
-#: pseudo-arms read from the ``byol`` arm's baselines: kNN of raw pixels and of the encoder at initialisation
-BASELINES = {"raw_pixels": "raw_pixel_knn_top1", "random_encoder": "random_init_knn_top1"}
-#: pseudo-arms of the all-runs claim: every training run, grouped by its kNN against the random encoder
-GROUPS = ("healthy_runs", "collapsed_runs")
-
-QUICK_ARMS = ("byol", "byol_no_predictor", "center", "directpred", "directcopy", "predictor_cost_directpred",
-              "predictor_cost_directcopy")
+#: what ``--quick`` trains (one seed, 1 epoch each): enough arms for every kind of prediction
+QUICK_ARMS = ("byol", "byol_no_predictor", "center", "directpred", "directcopy", "directcopy_fro",
+              "simclr_tuned", "cost_directpred_d128", "cost_directcopy_fro_d128")
+QUICK_TUNE_VALUES = 2  # --quick tunes over the first two grid values only
 
 
-@dataclass(frozen=True)
-class Part:
-    """One prediction: the contrast ``Σ weight · mean(metric)`` over arms, judged by ``kind``:
-    ``greater`` (> 0), ``matches`` (|·| < margin), ``at_least`` (> −margin), ``above``
-    (> threshold), ``below`` (< threshold)."""
-
-    text: str
-    kind: str
-    weights: dict[str, float]
-    metric: str = "knn"
-    threshold: float = 0.0
+def tuned_keys(arm: Arm) -> dict[str, Any]:
+    """The keys an arm tunes itself (``{key: grid}``): the others follow a tuned key or another arm."""
+    return {k: v for k, v in arm.tune.items() if isinstance(v, list)}
 
 
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    paper: str
-    claim: str  # one sentence
-    parts: tuple[Part, ...]
-    source: str  # where in the paper
-    arms: tuple[str, ...] = ()  # shown in the table (default: the arms the parts name)
-    plot: str = ""  # the figure that shows it
-
-    def shown_arms(self) -> tuple[str, ...]:
-        if self.arms:
-            return self.arms
-        seen: dict[str, None] = {}
-        for p in self.parts:
-            seen.update(dict.fromkeys(p.weights))
-        return tuple(seen)
-
-
-def gt(a: str, b: str, metric: str = "knn", text: str = "") -> Part:
-    return Part(text or f"{a} > {b} ({metric})", "greater", {a: 1.0, b: -1.0}, metric)
-
-
-def eq(a: str, b: str, metric: str = "knn") -> Part:
-    return Part(f"{a} ≈ {b} ({metric}, within {MATCH_MARGIN})", "matches", {a: 1.0, b: -1.0}, metric)
-
-
-def ge(a: str, b: str, metric: str = "knn") -> Part:
-    return Part(f"{a} ≥ {b} − {MATCH_MARGIN} ({metric})", "at_least", {a: 1.0, b: -1.0}, metric)
-
-
-def collapsed(arm: str) -> Part:
-    return Part(f"{arm} collapses completely (center norm > {COLLAPSE_CENTER})", "above", {arm: 1.0}, "center_norm",
-                COLLAPSE_CENTER)
-
-
-def not_collapsed(arm: str) -> Part:
-    return Part(f"{arm} does not collapse (center norm < {COLLAPSE_CENTER})", "below", {arm: 1.0}, "center_norm",
-                COLLAPSE_CENTER)
-
-
-CLAIMS: tuple[Claim, ...] = (
-    # ---------------------------------------------------------------- Tian, Chen, Ganguli 2021
-    Claim("tian-predictor", TIAN, "Without a predictor, BYOL and SimSiam collapse (Wp = I is a collapsing fixed point).",
-          (gt("byol", "byol_no_predictor"), gt("simsiam", "simsiam_no_predictor"), collapsed("byol_no_predictor"),
-           collapsed("simsiam_no_predictor")), "§3-4 (theory; no table)"),
-    Claim("tian-stop-gradient", TIAN, "Without the stop-gradient, BYOL and SimSiam collapse.",
-          (gt("byol", "byol_no_stop_gradient"), gt("simsiam", "simsiam_no_stop_gradient"),
-           collapsed("byol_no_stop_gradient"), collapsed("simsiam_no_stop_gradient")), "§3 (Eqn 3 dynamics)"),
-    Claim("tian-weight-decay", TIAN, "Weight decay matters: none hurts, a moderate amount works, too much collapses.",
-          (gt("byol", "byol_wd0", text="moderate (1e-4) > none"), gt("byol", "byol_wd_high", text="moderate > too much (5)"),
-           collapsed("byol_wd_high")), "§4.2, Table 2 and 5", arms=("byol_wd0", "byol", "byol_wd_high")),
-    Claim("tian-symmetric-ema", TIAN, "A symmetric linear predictor fails without EMA and works with it (Table 3).",
-          (gt("linear_symmetric", "linear_symmetric_no_ema"), collapsed("linear_symmetric_no_ema"),
-           ge("linear_symmetric", "linear")), "Table 3"),
-    Claim("tian-alignment", TIAN, "The learned linear predictor's eigenvectors align with those of F̂ during training.",
-          (Part("alignment rises: last − first probe > 0", "greater", {"linear": 1.0}, "pred_alignment_gain"),
-           Part("alignment ends above 0.5", "above", {"linear": 1.0}, "pred_alignment_last", 0.5)),
-          "§5, Fig. 3", plot="alignment.png"),
-    Claim("tian-directpred", TIAN, "DirectPred (Wp from F̂'s eigendecomposition) matches or beats a learned linear "
-          "predictor, with freq 1 and 5.",
-          (ge("directpred", "linear"), ge("directpred_freq5", "linear")), "Table 8"),
-    Claim("tian-rho-eps", TIAN, "Table 6: the eigenvalue boost ε = 0.1 beats ε = 0 at ρ = 0.3 and 0.5; ρ matters less.",
-          (gt("directpred", "directpred_eps0"), gt("directpred_rho05", "directpred_rho05_eps0"),
-           # with E_ε, E_ρ the mean effects of ε 0 -> 0.1 and ρ 0.3 -> 0.5 over the 2x2 grid: E_ε − E_ρ and
-           # E_ε + E_ρ reduce to these two differences; both > 0 is |E_ρ| < E_ε
-           Part("ε's effect exceeds ρ's (E_ε − E_ρ = rho0.5 − eps0 > 0)", "greater",
-                {"directpred_rho05": 1.0, "directpred_eps0": -1.0}),
-           Part("ε's effect exceeds −ρ's (E_ε + E_ρ = directpred − rho0.5_eps0 > 0)", "greater",
-                {"directpred": 1.0, "directpred_rho05_eps0": -1.0})), "Table 6"),
-    # ---------------------------------------------------------------- Wang, Chen, Du, Tian 2021
-    Claim("wang-directcopy", WANG, "DirectCopy (Wp = F̂/‖F̂‖ + εI) matches DirectPred without an eigendecomposition, "
-          "at a lower per-step predictor cost.",
-          (eq("directcopy", "directpred"),
-           gt("predictor_cost_directpred", "predictor_cost_directcopy", "predictor_ms",
-              text="per-step predictor cost: DirectPred > DirectCopy (ms)")), "§4, Table 1-3"),
-    # ---------------------------------------------------------------- Garrido et al. 2023
-    Claim("garrido-tuned", GARRIDO, "SimCLR with VICReg's projector and a tuned temperature matches VICReg.",
-          (eq("simclr_tuned", "vicreg"),), "§5, Table S5", arms=("simclr", "simclr_tuned", "vicreg")),
-    Claim("garrido-dimension", GARRIDO, "The sample-contrastive method is robust to a small embedding dimension; the "
-          "dimension-contrastive one loses more there.",
-          (Part("VICReg loses more than SimCLR-tuned from d = 512 to 16 (kNN)", "greater",
-                {"vicreg": 1.0, "vicreg_d16": -1.0, "simclr_tuned": -1.0, "simclr_tuned_d16": 1.0}),
-           eq("simclr_tuned_d16", "simclr_tuned")), "Fig. 3, Table S5 (8192-8192-d rows)"),
-    Claim("garrido-duality", GARRIDO, "L_c and L_nc move together through training (Theorem 3.3).",
-          (Part("Pearson r(L_c, L_nc) along SimCLR-tuned's training > 0.9", "above", {"simclr_tuned": 1.0}, "lc_lnc_r", 0.9),
-           Part("Pearson r(L_c, L_nc) along VICReg's training > 0.9", "above", {"vicreg": 1.0}, "lc_lnc_r", 0.9)),
-          "Theorem 3.3", plot="duality.png"),
-    Claim("garrido-variants", GARRIDO, "VICReg-exp and VICReg-ctr land with VICReg (68.00 / 67.92 vs 68.13 at 8192-d).",
-          (eq("vicreg_exp", "vicreg"), eq("vicreg_ctr", "vicreg")), "§4.2, Table S5"),
-    # ---------------------------------------------------------------- Jha et al. 2024
-    Claim("jha-center", JHA, "Healthy runs have a small center vector and a large augmentation mean; completely "
-          "collapsed runs a center norm near 1 (all runs of the study).",
-          (collapsed("collapsed_runs"),
-           Part("healthy runs: the center norm falls during training (first probe − last > 0)", "greater",
-                {"healthy_runs": 1.0}, "center_drop"),
-           Part("healthy runs: ‖aug mean‖ > ‖center‖", "greater", {"healthy_runs": 1.0}, "invariance_gap"),
-           gt("collapsed_runs", "healthy_runs", "center_norm"),
-           gt("healthy_runs", "collapsed_runs", "invariance_gap",
-              text="healthy_runs > collapsed_runs (‖aug mean‖ − ‖center‖)")),
-          "§3, Fig. 1", plot="center.png"),
-    Claim("jha-penalty", JHA, "Alignment plus an explicit center-vector penalty avoids collapse and learns a useful "
-          "representation.",
-          (not_collapsed("center"), gt("center", "random_encoder")), "§4 (L_Simple; tested on toy data in the paper)",
-          arms=("center", "random_encoder", "raw_pixels", "byol_no_predictor")),
-    Claim("jha-simsiam", JHA, "SimSiam without its predictor collapses completely: its center vector goes to norm 1.",
-          (collapsed("simsiam_no_predictor"), gt("simsiam", "simsiam_no_predictor", "knn")), "ImageNet-100 ablation 1"),
-    Claim("jha-barlow", JHA, "Barlow Twins without the off-diagonal term does not collapse completely (the per-dimension "
-          "standardisation keeps the center small), at some cost in accuracy.",
-          (not_collapsed("barlow_twins_no_offdiag"), gt("barlow_twins", "barlow_twins_no_offdiag")),
-          "ImageNet-100 ablation 2"),
-    Claim("jha-swav", JHA, "SwAV with fixed (random) prototypes still avoids collapse: the equipartition keeps the center "
-          "small.", (not_collapsed("swav_fixed_prototypes"), ge("swav_fixed_prototypes", "swav")),
-          "ImageNet-100 ablation 3"),
-    Claim("jha-momentum", JHA, "BYOL's momentum is not what prevents collapse: EMA 0, 0.9, 0.99 and 0.996 all avoid it.",
-          tuple(not_collapsed(f"byol_m{m}") for m in ("0", "0.9", "0.99", "0.996")), "ImageNet-100 ablation 4"),
-)
-
-
-def claims_for(arms: set[str]) -> tuple[Claim, ...]:
-    """The claims whose every arm is in ``arms`` (the baselines and the groups, read from the arm that
-    measures the baselines, count as present when one of ``arms`` does)."""
-    have = set(arms)
-    if any(ARMS[a].baselines for a in arms if a in ARMS):
-        have |= set(BASELINES) | set(GROUPS)
-    return tuple(c for c in CLAIMS if all(a in have for p in c.parts for a in p.weights))
-
-
-#: (claim id, verdict) -> why, written after reading the runs of 2026-11-24 (docs/claims.md); shown only while the
-#: computed verdict is that one, so a rerun that changes a verdict drops the text rather than contradicting it
-_BN = ("SimSiam's projector ends in an affine-free BatchNorm (`proj_last_bn`, its official design), which gives every "
-       "output dimension zero batch mean, so the center vector of the ℓ2-normalised embeddings cannot approach norm 1")
-EXPLANATIONS: dict[tuple[str, str], str] = {
-    ("tian-predictor", FAILS):
-        "BYOL without its predictor collapses completely (center norm 1.00, effective rank 10 of 128, 7 kNN points "
-        "lost). SimSiam without its predictor loses 5 points (just inside 2 SE) and its effective rank falls from 31 "
-        f"to 6, but its center norm stays at 0.24: {_BN}. The collapse Tian et al. predict is there, in the rank; the "
-        "center-norm test cannot see it behind that BatchNorm.",
-    ("tian-stop-gradient", FAILS):
-        "BYOL without the stop-gradient (the target is the online network, the gradient flows through both "
-        "branches) collapses completely: center norm 1.00, effective rank 2, 21 kNN points lost. SimSiam without it "
-        "loses 12 points and its effective rank falls from 31 to 5, but its output BatchNorm holds the center norm "
-        "at 0.41 (as in tian-predictor): a dimensional collapse, not the complete one this test reads.",
-    ("tian-weight-decay", FAILS):
-        "Neither prediction shows, and too much decay does not collapse. The recipe's 'moderate' decay is AdamW's "
-        "decoupled 1e-4, a per-step shrink lr·λ = 2e-7, about 60 times weaker than Tian et al.'s SGD η̄ = 4e-4 at "
-        "lr 0.03, so 'moderate' and 'none' are nearly the same run here (0.655 vs 0.654). At 5 (a 1 % shrink per "
-        "step) the BatchNorm after every convolution and hidden layer makes the loss blind to those weights' scale, "
-        "so decay raises their effective learning rate instead of pulling them to zero: kNN is level (0.663) and the "
-        "effective rank falls from 38 to 22. Tian et al. derive the collapse under strong decay for linear networks "
-        "without normalisation; this study does not test that setting.",
-    ("tian-symmetric-ema", INCONCLUSIVE):
-        "All three linear-predictor arms train at the common learning rate (α_p = 1, as in Table 3), and all three "
-        "are near collapse after 312 steps (center norm 0.85-0.89, kNN 0.55-0.58, below the random encoder's 0.65). "
-        "That leaves EMA little to rescue, and the differences are within 2 SE. Tian et al.'s pattern appears after "
-        "100 STL-10 epochs. Here the learned linear predictor does not get going (see tian-alignment), while the MLP "
-        "predictor at 10x the learning rate (the byol arm) does.",
-    ("tian-alignment", FAILS):
-        "The alignment rises in every seed, but only from 0.00 to 0.03 (mean cos(u_j, Wp u_j) over all 128 modes) in "
-        "312 steps. Tian et al.'s curves approach 1 over many epochs with η̄ = 4e-4 weight decay, the force their "
-        "Theorem 3 credits with the alignment. Here the decay is AdamW's 2e-7 per step, and the linear-predictor run "
-        "is itself near collapse (center norm 0.88). DirectPred, whose Wp is set in F̂'s eigenbasis and so aligned by "
-        "construction, is the best asymmetric method of the study (tian-directpred).",
-    ("tian-rho-eps", INCONCLUSIVE):
-        "Three of the four predictions hold: ε = 0.1 beats ε = 0 by 3.8 points at ρ = 0.5, and ε's effect exceeds "
-        "ρ's in both directions. At ρ = 0.3 the gain, 3.4 ± 1.7 points, sits exactly at 2 SE. The Table 6 pattern "
-        "(ε = 0.1 best, ρ nearly irrelevant) is what these runs show, short of the rule's bar on one comparison.",
-    ("wang-directcopy", INCONCLUSIVE):
-        "The cost half holds: DirectCopy's predictor step takes 1.08 ms against DirectPred's 1.74 ms at D = 128. Its "
-        "spectral norm needs only the eigenvalues (`eigvalsh`), where DirectPred also needs the eigenvectors; with "
-        "`norm=fro` it would need no eigen-solver at all. On accuracy DirectCopy is 1.7 ± 1.4 points behind "
-        "DirectPred: inside the 2-point margin on average, but its 2-SE interval reaches past the margin.",
-    ("garrido-tuned", INCONCLUSIVE):
-        "SimCLR with VICReg's 512-512-512 head and temperature 0.15 lands 4.0 ± 1.1 points below VICReg, and 1.5 "
-        "points below SimCLR's own recipe (512-128 head, temperature 0.2). The paper's tuning (temperature 0.15 with "
-        "base lr 0.5 under LARS) is for ResNet-50 on ImageNet and was not re-tuned here. The gap exceeds the 2-point "
-        "margin, but its 2-SE interval is not wholly outside it.",
-    ("garrido-dimension", INCONCLUSIVE):
-        "The first prediction holds. Going from 512 to 16 output dimensions costs VICReg 7.7 points and SimCLR-tuned "
-        "1.7 (difference 6.0 ± 1.5). Whether SimCLR is unaffected is inconclusive: its 1.7 ± 1.0-point loss is "
-        "inside the 2-point margin on average, but not by 2 SE.",
-    ("garrido-duality", HOLDS):
-        "Pearson's r exceeds 0.998 in every one of the study's 99 runs, the collapsed ones included. Theorem 3.3 is "
-        "an identity: L_nc − L_c depends only on the norms of the embedding matrix's rows and columns. So the two "
-        "losses track each other whatever training does. The claim holds, and it says nothing about which runs are "
-        "healthy.",
-    ("garrido-variants", FAILS):
-        "VICReg-exp lands 5.2 ± 1.1 points below VICReg, and VICReg-ctr 2.8 ± 0.8 above it. At this scale the three "
-        "do not sit together, as they do in the paper's ImageNet Table S5 (within 0.2 points at 8192-d). "
-        "VICReg-exp's effective rank is about a third of VICReg's (37 vs 106): its LogSumExp covariance term, at the "
-        "temperature 0.1 we chose (the paper's is NOT FOUND), decorrelates less than VICReg's squared one. VICReg-ctr "
-        "is the best method of the study.",
-    ("jha-center", INCONCLUSIVE):
-        "Four of the five predictions hold over the study's 99 runs. The healthy runs (kNN at or above the random "
-        "encoder's, 66 runs) see their center norm fall during training and keep it well below their "
-        "augmentation-mean norm, and both statistics separate them from the collapsed runs (kNN at least 10 points "
-        "below the random encoder's, 8 runs). What does not hold across the board is 'completely collapsed runs "
-        "have a center norm near 1'. The BYOL collapses reach 1.00 and the linear-predictor ones about 0.9, but the "
-        "collapsed SimSiam runs without stop-gradient stay at 0.36-0.44 behind SimSiam's output BatchNorm (see "
-        "tian-stop-gradient). The group's mean, 0.81 ± 0.26, is therefore not above 0.9 by 2 SE. The center vector "
-        "detects collapse only where nothing normalises the batch mean away; the effective rank (7.6 collapsed vs 44 "
-        "healthy) detects both kinds.",
-    ("jha-penalty", INCONCLUSIVE):
-        "The center penalty keeps the center vector small (0.26), and nothing collapses completely. But its kNN "
-        "(0.656) is level with the untrained encoder's (0.652): in 312 steps it learns nothing better than the "
-        "random features it starts from. Its effective rank is 8 of 128. Alignment plus a penalty on the mean alone "
-        "leaves the embeddings free to crowd into a few dimensions (a dimensional collapse), which Jha et al.'s "
-        "objective does not address and their toy experiments could not show.",
-    ("jha-simsiam", FAILS):
-        "As in tian-predictor, SimSiam without its predictor loses 5 points and collapses to effective rank 6, but "
-        f"its center norm stays at 0.24: {_BN}.",
-}
+__all__ = ["ARMS", "Arm", "HOLDOUT", "QUICK_ARMS", "SETTINGS", "TIAN_SGD"]

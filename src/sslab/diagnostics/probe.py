@@ -20,7 +20,7 @@ from torch import nn
 from ..losses.distributed import world_size
 from .center import center_stats
 from .duality import duality_stats
-from .predictor import predictor_stats
+from .predictor import live_alignment, predictor_stats
 from .spectrum import alignment, alpha_req, effective_rank, embedding_std, rankme, spectrum, uniformity
 from .verdict import collapse_verdict
 
@@ -64,10 +64,12 @@ def predictor_modes(method: nn.Module, z: torch.Tensor) -> dict | None:
 
 
 def predictor_summary(modes: dict | None) -> dict[str, float]:
-    """Mean eigen-alignment, relative commutator and asymmetry (empty without a linear predictor)."""
+    """Mean eigen-alignment (over all modes and over the live ones), relative commutator and asymmetry
+    (empty without a linear predictor)."""
     if modes is None:
         return {}
-    return {"pred_alignment": float(modes["alignment"].mean()), "pred_commutator": modes["commutator"],
+    return {"pred_alignment": float(modes["alignment"].mean()),
+            "pred_alignment_live": live_alignment(modes["s"], modes["alignment"]), "pred_commutator": modes["commutator"],
             "pred_asymmetry": modes["asymmetry"]}
 
 
