@@ -193,6 +193,20 @@ def test_metrics_of_a_run():
     assert "verdict" not in m
 
 
+def test_theory_metrics_by_hand():
+    from sslab.claims.runs import theory_metrics
+
+    m = theory_metrics("tian-linear", {"max_balance_residual_flow": 1e-9, "final_commutator_flow": 0.01,
+                                       "initial_commutator": 1.0})
+    assert m == {"log10_balance_residual": pytest.approx(-9), "log_commutator_ratio": pytest.approx(math.log(0.01))}
+    grid = [{"eta": 0.1, "sgd_collapsed": False}, {"eta": 0.3, "sgd_collapsed": True}, {"eta": 0.4, "sgd_collapsed": False}]
+    m = theory_metrics("tian-phase", {"grid": grid, "collapse_threshold_eta": 0.2, "sgd_ode_agreement": 0.75})
+    assert m == {"phase_agreement": 0.75, "collapse_above_threshold": 0.5}
+    acc = {"learned projection W x": [0.6, 0.8], "raw input": [0.55, 0.6]}
+    assert theory_metrics("directset", {"labels": [4, 8], "probe_accuracy": acc, "kept_agreement": 1.0})["probe_gain"] == \
+        pytest.approx(0.2)
+
+
 def test_live_alignment_ignores_dead_modes():
     """Tian et al. predict alignment of the modes that carry signal: 3 aligned live modes among 125 dead ones
     read 1.0 over the live modes, 3/128 over all of them."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from .judge import control, values_of
 from .predictions import Registry, training_arms
-from .runs import Job, overrides_of, run_jobs
+from .runs import Job, overrides_of, run_jobs, theory_overrides
 from .study import ARMS, HOLDOUT, QUICK_EPOCHS, QUICK_TUNE_VALUES, tuned_keys
 
 
@@ -96,10 +96,15 @@ def tune(names: list[str], out: Path, settings: tuple[str, ...], quick: bool = F
 def run_jobs_for(names: Iterable[str], seeds: Iterable[int], out: Path, settings: tuple[str, ...],
                  tuned: dict[str, dict[str, Any]], quick: bool = False, parallel: int = 2) -> list[dict]:
     """One round: every arm in ``names`` at every seed (timing arms included), with its tuned values."""
-    jobs = [Job(a, ARMS[a], s, tuple(overrides_of(ARMS[a], s, settings, tuned=tuned.get(a), epochs=_epochs(a, quick))),
-                out / "runs" / f"{a}-s{s}", kind="timing" if ARMS[a].timing else "run")
+    jobs = [Job(a, ARMS[a], s, tuple(theory_overrides(ARMS[a], s) if ARMS[a].theory else
+                                     overrides_of(ARMS[a], s, settings, tuned=tuned.get(a), epochs=_epochs(a, quick))),
+                out / "runs" / f"{a}-s{s}", kind=_kind(ARMS[a]))
             for a in names for s in seeds]
     return run_jobs(jobs, parallel)
+
+
+def _kind(arm) -> str:
+    return "timing" if arm.timing else "theory" if arm.theory else "run"
 
 
 __all__ = ["control_arms", "gated_arms", "needed_arms", "run_jobs_for", "training_arms", "tune"]

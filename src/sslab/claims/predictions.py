@@ -27,7 +27,10 @@ BASES = ("sourced", "our reading")
 METRICS = ("knn", "knn_gain", "random_encoder", "raw_pixels", "center_norm", "aug_mean_norm", "effective_rank",
            "rankme", "log_effective_rank", "center_drop", "center_early", "invariance_gap", "commutator_drop",
            "pred_alignment_live", "pred_alignment", "gram_offdiag_mean", "gram_offdiag_var_ratio", "rows4_ratio",
-           "predictor_ms", "log_predictor_ms", "step_ms", "predictor_fraction")
+           "predictor_ms", "log_predictor_ms", "step_ms", "predictor_fraction",
+           # theory arms (sslab.claims.runs.theory_metrics)
+           "log10_balance_residual", "log_commutator_ratio", "log10_parabola_residual", "phase_agreement",
+           "collapse_above_threshold", "kept_agreement", "probe_gain")
 
 
 class PredictionError(ValueError):
@@ -107,7 +110,7 @@ def _choice(where: str, key: str, value: Any, choices: tuple[str, ...] | list[st
 
 
 def training_arms() -> tuple[str, ...]:
-    return tuple(a for a, arm in ARMS.items() if not arm.timing)
+    return tuple(a for a, arm in ARMS.items() if not arm.timing and not arm.theory)
 
 
 def _prediction(claim: str, raw: dict[str, Any]) -> Prediction:

@@ -80,7 +80,7 @@ def arm_rows(vals, arms: list[str], tuned: dict[str, dict]) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for a in arms:
         arm = ARMS[a]
-        if arm.timing:
+        if arm.timing or arm.theory:
             continue
         own = {**arm.set, **tuned.get(a, {})}
         changes = " ".join(f"{k}={v}" for k, v in own.items() if k not in ("optim.exclude_bias_norm",))
@@ -100,6 +100,18 @@ def timing_rows(vals, arms: list[str]) -> list[str]:
     for a in timing:
         lines.append(f"| {a} | {ARMS[a].set['proj_dim']} | {_cell(vals, a, 'predictor_ms')} | "
                      f"{_cell(vals, a, 'step_ms', 1)} | {_cell(vals, a, 'predictor_fraction')} |")
+    return lines
+
+
+def theory_rows(vals, arms: list[str]) -> list[str]:
+    theory = [a for a in arms if ARMS[a].theory]
+    if not theory:
+        return []
+    lines = ["| arm | `sslab theory` | runs | metrics (mean ± std over seeds) |", "| --- | --- | --- | --- |"]
+    for a in theory:
+        metrics = "; ".join(f"{k} {_cell(vals, a, k)}" for k in vals.get(a, {}))
+        lines.append(f"| {a} | {ARMS[a].theory}; {ARMS[a].note} | {len(next(iter(vals.get(a, {}).values()), {}))} | "
+                     f"{metrics} |")
     return lines
 
 
@@ -278,8 +290,8 @@ def write_report(registry: Registry, results: list[dict[str, Any]], records: lis
         lines += [f"### {c['id']}: {c['verdict']}", "", f"**{c['paper']}** ({c['where']}): {c['words']}", "",
                   f"*Tested here as:* {c['summary']}", ""]
         lines += arm_rows(vals, [a for a in c["arms"] if a in ARMS], tuned) + [""]
-        timing = timing_rows(vals, [a for a in c["arms"] if a in ARMS])
-        lines += timing + ([""] if timing else [])
+        extra = timing_rows(vals, [a for a in c["arms"] if a in ARMS]) + theory_rows(vals, [a for a in c["arms"] if a in ARMS])
+        lines += extra + ([""] if extra else [])
         lines += prediction_rows(c) + [""]
         if (c["id"], c["verdict"]) in why:
             lines += [why[(c["id"], c["verdict"])], ""]
@@ -290,6 +302,9 @@ def write_report(registry: Registry, results: list[dict[str, Any]], records: lis
     untested = [(c["id"], r) for c in results for r in c["predictions"] if r["verdict"] == stats.NOT_TESTED]
     lines += ["## What could not be tested here, and why", ""]
     lines += [f"- **{cid} / {r['id']}**: {r.get('reason', '')}" for cid, r in untested] or ["- nothing"]
+    if header.get("skipped"):
+        lines += ["", "Arms not run, because every prediction that reads them leans on a positive control that failed "
+                  f"in the first round: {', '.join(header['skipped'])}."]
     lines += ["", "## Pilots (before the seeds)", ""]
     lines += [f"- {p['what']}: {p['result']}" for p in registry.pilots]
     lines += ["", "## Identities (verified by unit tests, not by runs)", ""]

@@ -31,6 +31,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
@@ -175,7 +176,7 @@ class Job:
     seed: int
     overrides: tuple[str, ...]
     folder: Path
-    kind: str = "run"  # run | tuning | timing
+    kind: str = "run"  # run | tuning | timing | theory
 
     def config(self) -> Config:
         return resolve(recipe_of(self.arm), list(self.overrides))
@@ -263,6 +264,58 @@ def time_predictor(job: Job, steps: int = TIMING_STEPS) -> dict[str, Any]:
                        "threads": torch.get_num_threads()}}
 
 
+def theory_overrides(arm: Arm, seed: int) -> list[str]:
+    """A theory arm's ``sslab theory`` options: its own, the seed, and for ``tian-modes`` six initial modes drawn
+    from the seed (p0 uniform in [0.01, 1], s0 log-uniform in [1e-4, 1]: both sides of the collapse basin)."""
+    own = dict(arm.set)
+    if arm.theory == "tian-modes":
+        rng = np.random.default_rng(seed)
+        own["p0"] = [round(float(v), 6) for v in rng.uniform(0.01, 1.0, 6)]
+        own["s0"] = [round(float(v), 8) for v in 10 ** rng.uniform(-4, 0, 6)]
+    else:
+        own["seed"] = seed
+    return [f"{k}={json.dumps(v)}" for k, v in own.items()]
+
+
+def theory_metrics(name: str, result: dict) -> dict[str, float]:
+    """The numbers a theory run is judged by (:data:`sslab.claims.predictions.METRICS`):
+
+    * tian-linear: ``log10_balance_residual`` (Theorem 1's max ‖WWᵀ − WpᵀWp/α_p − e^{−2ηt}C‖ along the flow),
+      ``log_commutator_ratio`` ln(final / initial relative ‖[F, Wp]‖) (Theorem 3);
+    * tian-modes: ``log10_parabola_residual`` (Eqn 14's integral along every mode);
+    * tian-phase: ``phase_agreement`` (linear SGD collapses where the per-mode ODE does) and
+      ``collapse_above_threshold`` (the share of grid cells with η > τ²/(4(1+σ²)) where SGD collapses);
+    * directset: ``kept_agreement`` (features kept by SGD vs the closed-form threshold) and ``probe_gain``
+      (few-label probe accuracy of W x minus raw x at 8 labels)."""
+    tiny = 1e-300
+    if name == "tian-linear":
+        ratio = (result["final_commutator_flow"] + tiny) / (result["initial_commutator"] + tiny)
+        return {"log10_balance_residual": math.log10(result["max_balance_residual_flow"] + tiny),
+                "log_commutator_ratio": math.log(ratio)}
+    if name == "tian-modes":
+        return {"log10_parabola_residual": math.log10(result["parabola_max_residual"] + tiny)}
+    if name == "tian-phase":
+        above = [c for c in result["grid"] if c["eta"] > result["collapse_threshold_eta"]]
+        return {"phase_agreement": float(result["sgd_ode_agreement"]),
+                "collapse_above_threshold": sum(c["sgd_collapsed"] for c in above) / max(1, len(above))}
+    if name == "directset":
+        i = result["labels"].index(8)
+        acc = result["probe_accuracy"]
+        return {"kept_agreement": float(result["kept_agreement"]),
+                "probe_gain": acc["learned projection W x"][i] - acc["raw input"][i]}
+    raise ValueError(f"no claims metrics for theory experiment '{name}'")
+
+
+def run_theory(job: Job) -> dict[str, Any]:
+    """A theory arm at one seed: the ``sslab theory`` experiment into the job's folder, and its metrics."""
+    from ..theory.lab import run_experiment
+
+    t0 = time.perf_counter()
+    record = run_experiment(job.arm.theory, list(job.overrides), out=job.folder)
+    return {**job.head(), "metrics": theory_metrics(job.arm.theory, record["result"]),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
 def _slim(summary: dict) -> dict:
     """What a record keeps of a run's summary.json: enough to recompute :func:`metrics_of` later."""
     return {k: summary.get(k) for k in ("knn_top1", "baselines", "diagnostics", "embedding_dim", "steps", "wall_seconds",
@@ -297,7 +350,7 @@ def run_jobs(jobs: list[Job], parallel: int = 2, progress: Callable[[str], None]
         kept = _reusable(job)
         if kept is not None:
             records.append(kept)
-        elif job.kind == "timing":
+        elif job.kind in ("timing", "theory"):
             timings.append(job)
         else:  # new, half-finished or of other settings: the worker resumes or sets the old folder aside
             todo.append(job)
@@ -325,11 +378,12 @@ def run_jobs(jobs: list[Job], parallel: int = 2, progress: Callable[[str], None]
                                              f" center {m.get('center_norm', math.nan):.2f}")
                 say(f"[{i}/{len(todo)}] {rec['arm']} seed {rec['seed']}: {what} ({rec['seconds']:.0f} s; "
                     f"{time.perf_counter() - t0:.0f} s so far)")
-    for job in timings:
-        rec = time_predictor(job, timing_steps)
+    for job in timings:  # in this process, alone: timings uncontended, theory runs take seconds
+        rec = time_predictor(job, timing_steps) if job.kind == "timing" else run_theory(job)
         job.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json.dumps(rec) + "\n", job.folder / "record.json")
-        say(f"{job.name} seed {job.seed}: predictor {rec['metrics']['predictor_ms']:.3f} ms of a "
-            f"{rec['metrics']['step_ms']:.1f} ms step")
+        what = (f"predictor {rec['metrics']['predictor_ms']:.3f} ms of a {rec['metrics']['step_ms']:.1f} ms step"
+                if job.kind == "timing" else ", ".join(f"{k} {v:.3g}" for k, v in rec["metrics"].items()))
+        say(f"{job.name} seed {job.seed}: {what}")
         records.append(rec)
     return records

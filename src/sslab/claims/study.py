@@ -59,6 +59,8 @@ class Arm:
     tune: dict[str, list[Any]] = field(default_factory=dict)
     #: a timing arm (no training): the per-step cost of the closed-form predictor at ``set["proj_dim"]``
     timing: bool = False
+    #: a theory arm (no training): this ``sslab theory`` experiment with ``set`` as its options, one run per seed
+    theory: str = ""
 
 
 def _momentum(m: float) -> dict[str, Any]:
@@ -148,9 +150,23 @@ ARMS: dict[str, Arm] = {
                                    ("directcopy_fro", "directcopy", {"norm": "fro"}))},
 }
 
+#: the linear-network claims through ``sslab theory`` (seeds draw the initial weights / modes / data); each takes
+#: seconds. tian-modes draws its initial (p_j, s_j) from the seed (sslab.claims.runs.theory_options).
+THEORY_ARMS = {
+    "theory_tian_linear": Arm("theory", {}, epochs=1, block="theory", theory="tian-linear",
+                              note="matrix flow (Eqns 2-4) and SGD, EMA, η 0.01, α_p 1, 6 dims"),
+    "theory_tian_modes": Arm("theory", {"t_end": 400.0}, epochs=1, block="theory", theory="tian-modes",
+                             note="per-mode ODE (Eqns 11-13), 6 modes from seeded (p0, s0), η 0.04"),
+    "theory_tian_phase": Arm("theory", {"resolution": [13, 7]}, epochs=1, block="theory", theory="tian-phase",
+                             note="collapse over η x α_p: per-mode ODE and linear SGD (SimSiam, σ² 0.2)"),
+    "theory_directset": Arm("theory", {}, epochs=1, block="theory", theory="directset",
+                            note="DirectSet(α = 0.5), 24 features, η 0.03-0.16, few-label probe"),
+}
+ARMS.update(THEORY_ARMS)
+
 #: what ``--quick`` trains (one seed, 1 epoch each): enough arms for every kind of prediction
 QUICK_ARMS = ("byol", "byol_no_predictor", "center", "directpred", "directcopy", "directcopy_fro",
-              "simclr_tuned", "cost_directpred_d128", "cost_directcopy_fro_d128")
+              "simclr_tuned", "cost_directpred_d128", "cost_directcopy_fro_d128", "theory_tian_linear")
 QUICK_TUNE_VALUES = 2  # --quick tunes over the first two grid values only
 
 

@@ -127,6 +127,7 @@ def run_linear(prm: dict, out: Path) -> dict:
         "t_end": t_end, "final_F_eigenvalues_flow": fs["F"][-1].tolist(), "final_F_eigenvalues_sgd": ss["F"][-1].tolist(),
         "final_Wp_eigenvalues_flow": np.sort(fs["Wp"][-1]).tolist(), "final_Wp_eigenvalues_sgd": np.sort(ss["Wp"][-1]).tolist(),
         "max_F_gap_flow_vs_sgd": float(np.abs(flow_at["F"] - ss["F"]).max() / scale),
+        "initial_commutator": float(fs["comm"][0]),
         "final_commutator_flow": float(fs["comm"][-1]), "final_commutator_sgd": float(ss["comm"][-1]),
         "max_balance_residual_flow": float(fs["balance"].max()), "final_W_norm_flow": float(fs["norm"][-1]),
         "initial_W_norm": float(fs["norm"][0]), "figures": [save(fig, out, "tian_linear.png")],
