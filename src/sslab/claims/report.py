@@ -259,7 +259,7 @@ def write_report(registry: Registry, results: list[dict[str, Any]], records: lis
         "probe set's (512 training images, two fixed views) at the end of training, traced every 40 steps. Blocks: "
         "`recipe24` (24 epochs, the benchmark's length), `recipe8` (8 epochs: these references pass their control "
         "there), `tian` (Tian et al.'s SGD lr 0.03, momentum 0.9, η̄ = 4e-4, constant EMA 0.996, α_p = 1, the BYOL "
-        f"loss scale, a bias-free linear predictor; 24 epochs), tuned arms (each grid value trained once on the "
+        f"loss scale, a bias-free linear predictor; 24 epochs, 48 for Table 8's longer training), tuned arms (each grid value trained once on the "
         f"training split minus {HOLDOUT} held-out images and scored on those, never on the test split).",
         "",
         "## Summary",

@@ -114,6 +114,9 @@ ARMS: dict[str, Arm] = {
                        "regular Wp, EMA, η̄ = 1e-2: above the linear theory's collapse threshold α τ²/4 = 7.5e-3"),
     "tian_directpred": _t("directpred", _tian(freq=1), "ρ 0.3, ε 0.1, freq 1"),
     "tian_directpred_freq5": _t("directpred", _tian(freq=5), "ρ 0.3, ε 0.1, freq 5 (SGD between resets)"),
+    # Table 8's longer training: twice the block's length
+    "tian_directpred_long": Arm("directpred", _tian(freq=1), epochs=48, block="tian", note="freq 1, 48 epochs"),
+    "tian_directpred_freq5_long": Arm("directpred", _tian(freq=5), epochs=48, block="tian", note="freq 5, 48 epochs"),
     # ------------------------------------------------ recipe8: the recipes that pass their control at 8 epochs
     "simclr": _r8("simclr", note="recipe (512-128 head, temperature 0.2)"),
     "simclr_abs": _r8("simclr_abs", note="recipe: |cos| of the negatives (Garrido et al. SimCLR-abs)"),
