@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 
 from .judge import judge, underpowered_arms
-from .plan import control_arms, gated_arms, needed_arms, run_jobs_for, tune
+from .plan import control_arms, estimate_seconds, gated_arms, jobs_for, needed_arms, run_jobs_for, tune
 from .predictions import PREDICTIONS, PredictionError, load
 from .report import write_report
+from .runs import run_jobs
 from .study import ARMS, QUICK_ARMS, QUICK_SETTINGS, SETTINGS
 
 DEFAULT_REPORT = Path("docs") / "claims.md"
@@ -48,14 +49,16 @@ def run_study(out: str | os.PathLike = "runs/claims", quick: bool = False, repor
     budget = 60 * float(plan.get("budget_minutes", 120))
     parallel = jobs or min(2, os.cpu_count() or 1)
     t0 = time.perf_counter()
-    wall0 = _wall(out)["seconds"]
     tuned, tuning_records = tune(names, out, settings, quick=quick, parallel=parallel)
-    # the references first: an arm read only by predictions whose positive control failed is not run at all
-    controls = [a for a in names if a in control_arms(registry)]
-    records = run_jobs_for(controls, first, out, settings, tuned, quick=quick, parallel=parallel)
+    # the references first (each prediction's first-named control, then the others not yet gated): an arm read only
+    # by predictions whose positive control failed is not run at all
+    records: list[dict] = []
+    skipped: list[str] = []
+    for phase in (control_arms(registry, first_only=True), control_arms(registry), set(names)):
+        skipped = gated_arms(registry, names, records)
+        todo = [a for a in names if a in phase and a not in skipped and not any(r["arm"] == a for r in records)]
+        records += run_jobs_for(todo, first, out, settings, tuned, quick=quick, parallel=parallel)
     skipped = gated_arms(registry, names, records)
-    rest = [a for a in names if a not in controls and a not in skipped]
-    records += run_jobs_for(rest, first, out, settings, tuned, quick=quick, parallel=parallel)
     names = [a for a in names if a not in skipped]
     results = judge(registry, records)
     stopped, done_rounds = "", [first]
@@ -64,14 +67,14 @@ def run_study(out: str | os.PathLike = "runs/claims", quick: bool = False, repor
         if not more:
             stopped = "no prediction is underpowered"
             break
-        ran = [r for r in records if r.get("seconds")]
-        estimate = sum(r["seconds"] for r in ran) / max(1, len(ran)) * len(more) * len(extra) / parallel
-        elapsed = wall0 + time.perf_counter() - t0
+        jobs = jobs_for(more, extra, out, settings, tuned, quick)
+        estimate = estimate_seconds(jobs, records, parallel)
+        elapsed = _wall(out)["seconds"] + time.perf_counter() - t0
         if elapsed + estimate > budget:
             stopped = (f"the next round (seeds {', '.join(map(str, extra))} for {len(more)} arms, about "
                        f"{estimate / 60:.0f} min) would pass the {budget / 60:.0f}-minute budget at {elapsed / 60:.0f} min")
             break
-        records += run_jobs_for(more, extra, out, settings, tuned, quick=quick, parallel=parallel)
+        records += run_jobs(jobs, parallel)
         done_rounds.append(extra)
         results = judge(registry, records)
     else:

@@ -40,16 +40,22 @@ def values_of(records: Iterable[dict]) -> Values:
 
 def control(arm: str, vals: Values, margin: float) -> dict[str, Any]:
     """The positive control of ``arm``: kNN minus its same-seed random encoder's, paired over seeds. It passes
-    when the mean gain is at least ``margin`` and the 95 % interval of the gain lies above 0."""
+    when the mean gain is at least ``margin`` and the 95 % interval of the gain lies above 0; it has *failed*
+    when the mean gain is below ``margin`` (the status ``failed``, what gates arms), and is ``unclear`` when the
+    mean clears the margin but the interval reaches 0 (more seeds may settle it: the rounds give them); ``missing``
+    with fewer than 2 runs."""
     gains = vals.get(arm, {}).get("knn_gain", {})
     if len(gains) < 2:
-        return {"arm": arm, "passed": False, "n": len(gains), "reason": f"{arm} has {len(gains)} finished run(s)"}
+        return {"arm": arm, "passed": False, "status": "missing", "n": len(gains),
+                "reason": f"{arm} has {len(gains)} finished run(s)"}
     iv = stats.interval(list(gains.values()))
     passed = iv.mean >= margin and iv.low > 0
-    out = {"arm": arm, "passed": passed, "n": iv.n, "mean": iv.mean, "low": iv.low, "high": iv.high}
+    status = "passed" if passed else "failed" if iv.mean < margin else "unclear"
+    out = {"arm": arm, "passed": passed, "status": status, "n": iv.n, "mean": iv.mean, "low": iv.low, "high": iv.high}
     if not passed:
-        out["reason"] = (f"{arm} beats its random encoder by {iv.mean:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}], "
-                         f"not by {margin} with the interval above 0")
+        out["reason"] = (f"{arm} beats its random encoder by {iv.mean:+.3f} [{iv.low:+.3f}, {iv.high:+.3f}] over "
+                         f"{iv.n} seeds, " + (f"less than the {margin} required" if status == "failed" else
+                                              "but the interval reaches 0"))
     return out
 
 
@@ -67,8 +73,8 @@ def criteria(p: Prediction, rules: Mapping[str, Any]) -> list[dict[str, Any]]:
     rule = rules["complete"]
     return [{"text": f"center norm above {rule['center_norm_above']}", "metric": "center_norm",
              "contrast": {p.arm: 1.0}, "offset": float(rule["center_norm_above"])},
-            {"text": f"RankMe below {rule['rankme_below_fraction']} of the embedding dimension",
-             "metric": "rankme_fraction", "contrast": {p.arm: -1.0}, "offset": -float(rule["rankme_below_fraction"])}]
+            {"text": f"RankMe below {rule['rankme_below']}", "metric": "rankme",
+             "contrast": {p.arm: -1.0}, "offset": -float(rule["rankme_below"])}]
 
 
 def _diffs(vals: Values, metric: str, contrast: Mapping[str, float], offset: float) -> dict[int, float]:
@@ -76,13 +82,16 @@ def _diffs(vals: Values, metric: str, contrast: Mapping[str, float], offset: flo
 
 
 def _spearman_by_seed(p: Prediction, vals: Values) -> dict[int, float]:
-    seeds = sorted({s for a in p.arms for s in vals.get(a, {}).get(p.x, {})})
+    """Spearman's ρ across the arms, per seed (sign-adjusted so the prediction is ρ > 0), on the seeds where
+    every arm that ran has both metrics: a later round re-runs only some arms, and a ρ over those few is not
+    the same quantity."""
+    have = {s: [a for a in p.arms if s in vals.get(a, {}).get(p.x, {}) and s in vals.get(a, {}).get(p.y, {})]
+            for a0 in p.arms for s in vals.get(a0, {}).get(p.x, {})}
+    full = max((len(arms) for arms in have.values()), default=0)
     out = {}
-    for s in seeds:
-        pairs = [(vals[a][p.x][s], vals[a][p.y][s]) for a in p.arms
-                 if s in vals.get(a, {}).get(p.x, {}) and s in vals.get(a, {}).get(p.y, {})]
-        if len(pairs) >= 3:
-            rho = float(_scipy.spearmanr(*zip(*pairs)).statistic)
+    for s in sorted(have):
+        if len(have[s]) == full >= 3:
+            rho = float(_scipy.spearmanr([vals[a][p.x][s] for a in have[s]], [vals[a][p.y][s] for a in have[s]]).statistic)
             out[s] = -rho if p.sign == "negative" else rho
     return out
 
@@ -107,11 +116,12 @@ def measure(p: Prediction, vals: Values, rules: Mapping[str, Any]) -> dict[str, 
             c = {**c, "interval": iv, "verdict": stats.verdict("effect", iv["_iv"], 0.0),
                  "p_collapse": stats.p_greater(iv["_iv"]), "p_no_collapse": stats.p_less(iv["_iv"])}
             crits.append(c)
-        # collapse = every criterion (intersection-union: the largest p); no collapse = some criterion fails
-        # (union: Bonferroni over the criteria)
-        p_raw = (max(c["p_collapse"] for c in crits) if p.kind == "collapse"
-                 else min(1.0, len(crits) * min(c["p_no_collapse"] for c in crits)))
-        return {"criteria": crits, "p": p_raw}
+        # collapsed: every criterion (intersection-union test: the largest p); escaped: some criterion lies on the
+        # healthy side (union: Bonferroni over the criteria) -- the same two tests whichever way the prediction goes
+        p_collapsed = max(c["p_collapse"] for c in crits)
+        p_escaped = min(1.0, len(crits) * min(c["p_no_collapse"] for c in crits))
+        return {"criteria": crits, "p": p_collapsed if p.kind == "collapse" else p_escaped,
+                "p_collapsed": p_collapsed, "p_escaped": p_escaped}
     diffs = _spearman_by_seed(p, vals) if p.kind == "correlation" else _diffs(vals, p.metric, p.contrast, p.offset)
     iv = _interval(diffs)
     if iv is None:
@@ -121,10 +131,8 @@ def measure(p: Prediction, vals: Values, rules: Mapping[str, Any]) -> dict[str, 
 
 
 def _verdict(p: Prediction, m: dict[str, Any], p_adj: float) -> str:
-    if p.kind in COLLAPSE_KINDS:  # a criterion "contradicted" (SESOI 0) lies wholly on the healthy side
-        vs = [c["verdict"] for c in m["criteria"]]
-        collapsed = all(v == stats.SUPPORTED for v in vs)
-        escaped = stats.CONTRADICTED in vs
+    if p.kind in COLLAPSE_KINDS:
+        collapsed, escaped = m["p_collapsed"] < stats.ALPHA, m["p_escaped"] < stats.ALPHA
         if p.kind == "collapse":
             return stats.SUPPORTED if collapsed and p_adj < stats.ALPHA else (
                 stats.CONTRADICTED if escaped else stats.UNDERPOWERED)
@@ -148,7 +156,7 @@ def judge_claim(claim: Claim, vals: Values, registry: Registry) -> dict[str, Any
         m = measure(p, vals, registry.collapse)
         res.update({k: v for k, v in m.items() if k != "p"})
         if failed:
-            res.update(verdict=stats.NOT_TESTED, reason="positive control failed: " + "; ".join(c["reason"] for c in failed))
+            res.update(verdict=stats.NOT_TESTED, reason="positive control not passed: " + "; ".join(c["reason"] for c in failed))
         elif "reason" in m:
             res.update(verdict=stats.NOT_TESTED, reason=m["reason"])
         else:
@@ -174,10 +182,19 @@ def judge(registry: Registry, records: Iterable[dict]) -> list[dict[str, Any]]:
 
 
 def underpowered_arms(results: list[dict[str, Any]], registry: Registry) -> set[str]:
-    """The arms of every underpowered prediction (what the stopping rule gives more seeds)."""
+    """What the stopping rule gives more seeds: the arms of every underpowered prediction (a correlation across
+    all arms adds none: its arms are every run), and the control arms of predictions waiting on an unclear control
+    (with the arms those predictions read)."""
     by_id = {p.id: p for p in registry.predictions()}
-    return {a for c in results for r in c["predictions"] if r["verdict"] == stats.UNDERPOWERED
-            for a in by_id[r["id"]].needs()}
+    out: set[str] = set()
+    for c in results:
+        for r in c["predictions"]:
+            p = by_id[r["id"]]
+            unclear = any(ctl.get("status") == "unclear" for ctl in r["controls"])
+            if r["verdict"] == stats.UNDERPOWERED or (r["verdict"] == stats.NOT_TESTED and unclear and not any(
+                    ctl.get("status") == "failed" for ctl in r["controls"])):
+                out.update(a for a in p.needs() if not (p.kind == "correlation" and a in p.arms))
+    return out
 
 
 __all__ = ["control", "criteria", "judge", "judge_claim", "measure", "underpowered_arms", "values_of"]

@@ -35,24 +35,26 @@ def needed_arms(registry: Registry, only: Iterable[str] | None = None) -> list[s
     return [a for a in ARMS if a in want]
 
 
-def control_arms(registry: Registry) -> set[str]:
-    """Every arm some prediction names as a positive control."""
-    return {a for p in registry.predictions() for a in p.controls}
+def control_arms(registry: Registry, first_only: bool = False) -> set[str]:
+    """Every arm some prediction names as a positive control (``first_only``: its first-named control)."""
+    return {a for p in registry.predictions() for a in (p.controls[:1] if first_only else p.controls)}
 
 
 def gated_arms(registry: Registry, names: Iterable[str], records: list[dict]) -> list[str]:
-    """The arms not worth running: every prediction that reads them leans on a control that failed in ``records``
-    (those predictions are "not tested here" whatever the arm does). Control arms themselves are never gated."""
+    """The arms not worth running: every prediction that reads them leans on a control that has *failed* in
+    ``records`` (mean gain below the margin: those predictions are "not tested here" whatever the arm does; an
+    unclear control gates nothing). A control arm is gated only when every prediction that reads it also leans on
+    another, failed control."""
     vals = values_of(records)
     margin = float(registry.controls.get("margin", 0.05))
-    failed = {a for a in control_arms(registry) if vals.get(a) and not control(a, vals, margin)["passed"]}
+    failed = {a for a in control_arms(registry) if vals.get(a) and control(a, vals, margin)["status"] == "failed"}
     readers: dict[str, list] = {}
     for p in registry.predictions():
         for a in p.needs():
             if not (p.kind == "correlation" and a in p.arms):
                 readers.setdefault(a, []).append(p)
-    return [a for a in names if a not in control_arms(registry) and readers.get(a)
-            and all(set(p.controls) & failed for p in readers[a])]
+    return [a for a in names if a not in failed and readers.get(a)
+            and all((set(p.controls) - {a}) & failed for p in readers[a])]
 
 
 def _grid(name: str, quick: bool) -> list[dict[str, Any]]:
@@ -93,18 +95,36 @@ def tune(names: list[str], out: Path, settings: tuple[str, ...], quick: bool = F
     return chosen, records
 
 
-def run_jobs_for(names: Iterable[str], seeds: Iterable[int], out: Path, settings: tuple[str, ...],
-                 tuned: dict[str, dict[str, Any]], quick: bool = False, parallel: int = 2) -> list[dict]:
-    """One round: every arm in ``names`` at every seed (timing arms included), with its tuned values."""
-    jobs = [Job(a, ARMS[a], s, tuple(theory_overrides(ARMS[a], s) if ARMS[a].theory else
+def jobs_for(names: Iterable[str], seeds: Iterable[int], out: Path, settings: tuple[str, ...],
+             tuned: dict[str, dict[str, Any]], quick: bool = False) -> list[Job]:
+    """One round's jobs: every arm in ``names`` at every seed (timing and theory arms included), tuned."""
+    return [Job(a, ARMS[a], s, tuple(theory_overrides(ARMS[a], s) if ARMS[a].theory else
                                      overrides_of(ARMS[a], s, settings, tuned=tuned.get(a), epochs=_epochs(a, quick))),
                 out / "runs" / f"{a}-s{s}", kind=_kind(ARMS[a]))
             for a in names for s in seeds]
-    return run_jobs(jobs, parallel)
+
+
+def run_jobs_for(names: Iterable[str], seeds: Iterable[int], out: Path, settings: tuple[str, ...],
+                 tuned: dict[str, dict[str, Any]], quick: bool = False, parallel: int = 2) -> list[dict]:
+    """Run one round (:func:`jobs_for`); finished jobs are read back."""
+    return run_jobs(jobs_for(names, seeds, out, settings, tuned, quick), parallel)
+
+
+def estimate_seconds(jobs: list[Job], records: list[dict], parallel: int) -> float:
+    """The wall time the unfinished ``jobs`` would take: each at its arm's mean run time so far (the mean of all
+    training runs for an arm without one), ``parallel`` at a time; finished jobs cost nothing."""
+    ran = [r for r in records if r.get("kind") == "run" and r.get("seconds")]
+    overall = sum(r["seconds"] for r in ran) / max(1, len(ran))
+    by_arm: dict[str, list[float]] = {}
+    for r in ran:
+        by_arm.setdefault(r["arm"], []).append(r["seconds"])
+    todo = [j for j in jobs if j.kind == "run" and not (j.folder / "record.json").is_file()]
+    return sum(sum(by_arm.get(j.name, [overall])) / len(by_arm.get(j.name, [overall])) for j in todo) / max(1, parallel)
 
 
 def _kind(arm) -> str:
     return "timing" if arm.timing else "theory" if arm.theory else "run"
 
 
-__all__ = ["control_arms", "gated_arms", "needed_arms", "run_jobs_for", "training_arms", "tune"]
+__all__ = ["control_arms", "estimate_seconds", "gated_arms", "jobs_for", "needed_arms", "run_jobs_for", "training_arms",
+           "tune"]

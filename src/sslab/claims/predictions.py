@@ -25,9 +25,9 @@ COLLAPSES = ("dimensional", "complete")
 BASES = ("sourced", "our reading")
 #: the metrics a run has (:func:`sslab.claims.runs.metrics_of`) and that a contrast may name
 METRICS = ("knn", "knn_gain", "random_encoder", "raw_pixels", "center_norm", "aug_mean_norm", "effective_rank",
-           "rankme", "log_effective_rank", "center_drop", "center_early", "invariance_gap", "commutator_drop",
-           "pred_alignment_live", "pred_alignment", "gram_offdiag_mean", "gram_offdiag_var_ratio", "rows4_ratio",
-           "predictor_ms", "log_predictor_ms", "step_ms", "predictor_fraction",
+           "rankme", "log_effective_rank", "center_drop", "center_early", "invariance_gap", "invariance_gap_rise",
+           "commutator_drop", "pred_alignment_live", "pred_alignment", "gram_offdiag_mean", "gram_offdiag_var_ratio",
+           "rows4_ratio", "predictor_ms", "log_predictor_ms", "step_ms", "predictor_fraction",
            # theory arms (sslab.claims.runs.theory_metrics)
            "log10_balance_residual", "log_commutator_ratio", "log10_parabola_residual", "phase_agreement",
            "collapse_above_threshold", "kept_agreement", "probe_gain")

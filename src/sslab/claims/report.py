@@ -30,6 +30,11 @@ def explanations(path: Path = EXPLANATIONS) -> dict[tuple[str, str], str]:
     return {(e["claim"], e["verdict"]): str(e["text"]).strip() for e in raw.get("explanations", [])}
 
 
+def cell(text: str) -> str:
+    """Text safe inside a markdown table cell (a ``|`` would split the row)."""
+    return str(text).replace("|", "\\|")
+
+
 def _iv(iv: dict | None, digits: int = 3) -> str:
     if not iv:
         return "-"
@@ -44,7 +49,7 @@ def _contrast(r: dict[str, Any]) -> str:
         return "Spearman ρ across arms, per seed (sign-adjusted)"
     terms = " ".join(f"{'+' if w > 0 else '−'} {'' if abs(w) == 1 else f'{abs(w):g}·'}{a}"
                      for a, w in r["contrast"].items()).lstrip("+ ")
-    off = f" − {r['offset']:g}" if r["offset"] else ""
+    off = f" − {r['offset']:g}" if r["offset"] > 0 else f" + {-r['offset']:g}" if r["offset"] < 0 else ""
     rel = {"effect": "> 0", "equivalence": f"within ±{r['sesoi']:g}", "noninferiority": f"> −{r['sesoi']:g}"}[r["kind"]]
     return f"{r['metric']}: {terms}{off} {rel}"
 
@@ -58,14 +63,15 @@ def prediction_rows(claim: dict[str, Any]) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in claim["predictions"]:
         if r.get("criteria"):
-            cell = "<br>".join(f"{c['text']}: {_iv(c['interval'])} {c['verdict']}" for c in r["criteria"])
+            iv_cell = "<br>".join(f"{c['text']}: {_iv(c['interval'])} {c['verdict']}" for c in r["criteria"])
         else:
             iv = r.get("interval")
             seeds = ", ".join(f"{v:+.3f}" for v in iv["by_seed"].values()) if iv else ""
-            cell = f"{_iv(iv)}" + (f" ({seeds})" if seeds else "")
+            iv_cell = f"{_iv(iv)}" + (f" ({seeds})" if seeds else "")
         verdict = f"**{r['verdict']}**" + (f": {r['reason']}" if r.get("reason") else "")
         sesoi = "threshold" if r["kind"] in ("collapse", "no_collapse") else f"{r['sesoi']:g}"
-        lines.append(f"| {r['id']} | {r['basis']} | {_contrast(r)} | {sesoi} | {cell} | {_p(r)} | {verdict} |")
+        lines.append(f"| {r['id']} | {r['basis']} | {cell(_contrast(r))} | {sesoi} | {cell(iv_cell)} | {_p(r)} | "
+                     f"{cell(verdict)} |")
     notes = [f"- *{r['id']}*: SESOI {r['sesoi']:g} -- {r['sesoi_why']}" + (f" ({r['note']})" if r["note"] else "")
              for r in claim["predictions"] if r["sesoi_why"] or r["note"]]
     return lines + ([""] + notes if notes else [])
@@ -222,6 +228,8 @@ def write_report(registry: Registry, results: list[dict[str, Any]], records: lis
     counts = Counter(c["verdict"] for c in results)
     pcounts = Counter(r["verdict"] for c in results for r in c["predictions"])
     rounds = "; ".join(", ".join(map(str, r)) for r in header["rounds"])
+    dim, comp = registry.collapse["dimensional"], registry.collapse["complete"]
+    margin = float(registry.controls.get("margin", 0.05))
     lines = [
         "# The four papers' claims, tested on shifted_mnist",
         "",
@@ -237,20 +245,23 @@ def write_report(registry: Registry, results: list[dict[str, Any]], records: lis
         f"**Claims:** {', '.join(f'{counts[v]} {v}' for v in stats.VERDICTS)}, of {len(results)}. "
         f"**Predictions:** {', '.join(f'{pcounts[v]} {v}' for v in stats.VERDICTS)}, of {sum(pcounts.values())}.",
         "",
-        "**How to read a verdict** (`sslab.claims.stats`, `sslab.claims.judge`). Each prediction is a paired "
+        "**How to read a verdict** (`sslab.claims.stats`, `sslab.claims.judge`; the thresholds are the registered "
+        "ones). Each prediction is a paired "
         "difference per seed (arms share each seed's initialisation, data order and views) with its 95 % Student-t "
         "interval (df = n − 1) and a smallest effect of interest (SESOI) fixed before the runs. *supported*: the "
-        "interval excludes 0 in the predicted direction (equivalence and non-inferiority: TOST at the SESOI, each "
-        "side at 2.5 %), with the p-value Holm-adjusted within its claim; *contradicted*: the interval lies beyond "
+        "interval excludes 0 in the predicted direction (equivalence: TOST at the SESOI, each side at 2.5 %; "
+        "non-inferiority: the one-sided test at −SESOI), with the p-value Holm-adjusted within its claim; "
+        "*contradicted*: the interval lies beyond "
         "the SESOI on the other side, or inside ±SESOI where an effect was predicted; *underpowered*: anything else "
         "(the interval is the result); *not tested here*: a positive control it leans on failed, or too few runs. "
         "A claim is contradicted if any of its predictions is, else underpowered if any is, else supported if any "
-        "is. **Collapse** comes in two registered kinds, both shown: *dimensional* (effective rank below a third of "
-        "the same-seed reference's and kNN below the same-seed random encoder) and *complete* (center norm of the "
-        "unit-normalised embeddings above 0.9 and RankMe below 10 % of the dimension); each criterion is a "
-        "threshold test. **Positive control:** a reference must beat its same-seed random encoder by ≥ 5 kNN "
-        "points with the paired interval above 0. Sequential seeds inflate the error rates a little; the rounds "
-        "and the rule that added them are stated above.",
+        f"is. **Collapse** comes in two registered kinds, both shown: *dimensional* (effective rank below "
+        f"{dim['rank_fraction']:.2f} of the same-seed reference's and kNN below the same-seed random encoder) and "
+        f"*complete* (center norm of the unit-normalised embeddings above {comp['center_norm_above']} and RankMe "
+        f"below {comp['rankme_below']}); each criterion is a threshold test, a collapse needs all of them "
+        "(intersection-union) and an escape one of them (Bonferroni). **Positive control:** a reference must beat "
+        f"its same-seed random encoder by ≥ {100 * margin:g} kNN points with the paired interval above 0. "
+        "Sequential seeds inflate the error rates a little; the rounds and the rule that added them are stated above.",
         "",
         "**Setup.** Every arm is a method's `shifted_mnist` recipe (`<method>_mnist5k@shifted_mnist`: 4,000 "
         "training digits at random position, scale and intensity on a 40×40 canvas, half-width ConvNet, batch 128) "
@@ -259,20 +270,22 @@ def write_report(registry: Registry, results: list[dict[str, Any]], records: lis
         "probe set's (512 training images, two fixed views) at the end of training, traced every 40 steps. Blocks: "
         "`recipe24` (24 epochs, the benchmark's length), `recipe8` (8 epochs: these references pass their control "
         "there), `tian` (Tian et al.'s SGD lr 0.03, momentum 0.9, η̄ = 4e-4, constant EMA 0.996, α_p = 1, the BYOL "
-        f"loss scale, a bias-free linear predictor; 24 epochs, 48 for Table 8's longer training), tuned arms (each grid value trained once on the "
-        f"training split minus {HOLDOUT} held-out images and scored on those, never on the test split).",
+        "loss scale, a bias-free linear predictor; 24 epochs, 48 for Table 8's longer training), tuned arms (each "
+        f"grid value trained once on the training split minus {HOLDOUT} held-out images and scored on those, never "
+        "on the test split), timing arms and `sslab theory` arms (seeds draw the linear networks' initial weights).",
         "",
         "## Summary",
         "",
-        "| claim | paper | the paper's words | verdict | predictions: mean [95 % CI] |",
+        "| claim | paper | the paper, quoted (abstracts) or as transcribed in seeds_spec.md | verdict | "
+        "predictions: mean [95 % CI] |",
         "| --- | --- | --- | --- | --- |",
     ]
     for c in results:
         ivs = "<br>".join(f"{r['id']}: " + (_iv(r.get("interval")) if r.get("interval") else
-                                             "; ".join(_iv(x["interval"]) for x in r.get("criteria", [])) or "-")
-                          + f" *{r['verdict']}*" for r in c["predictions"])
-        lines.append(f"| [{c['id']}](#{_verdict_anchor(c)}) | {c['paper']} ({c['where']}) | {c['words']} | "
-                     f"**{c['verdict']}** | {ivs} |")
+                                             "; ".join(f"{x['text']} {_iv(x['interval'])}" for x in r.get("criteria", []))
+                                             or "-") + f" *{r['verdict']}*" for r in c["predictions"])
+        lines.append(f"| [{c['id']}](#{_verdict_anchor(c)}) | {cell(c['paper'])} ({cell(c['where'])}) | {cell(c['words'])} | "
+                     f"**{c['verdict']}** | {cell(ivs)} |")
     lines += ["", f"![every prediction's interval against its SESOI]({rel}/{figures['forest']})", "",
               "## Positive controls", "", *control_rows(results), ""]
     tuned = header.get("tuned") or {}

@@ -80,8 +80,9 @@ def derived(metrics: dict[str, float], trace: list[dict[str, float]], steps: int
 
     * ``knn_gain`` kNN minus the same-seed random encoder's (the positive control); ``log_effective_rank``;
       ``rankme_fraction`` RankMe / embedding dimension; ``invariance_gap`` ‖aug mean‖ − ‖center‖;
-    * ``center_drop`` the center norm at the first probe minus at the end; ``center_early`` at the probe
-      nearest :data:`EARLY_FRACTION` of the steps;
+    * ``center_drop`` the center norm at the first probe minus at the end; ``invariance_gap_rise`` the
+      invariance gap at the end minus at the first probe; ``center_early`` at the probe nearest
+      :data:`EARLY_FRACTION` of the steps;
     * ``commutator_drop`` the relative ‖[F̂, Wp]‖ at the first probe that has it minus at the end;
     * ``log_predictor_ms``, ``predictor_fraction`` (timing arms)."""
     m: dict[str, float] = {}
@@ -96,6 +97,8 @@ def derived(metrics: dict[str, float], trace: list[dict[str, float]], steps: int
     centers = [t for t in trace if "center_norm" in t]
     if "center_norm" in metrics and centers:
         m["center_drop"] = centers[0]["center_norm"] - metrics["center_norm"]
+        if "aug_mean_norm" in centers[0] and "invariance_gap" in m:
+            m["invariance_gap_rise"] = m["invariance_gap"] - (centers[0]["aug_mean_norm"] - centers[0]["center_norm"])
         if steps:
             m["center_early"] = min(centers, key=lambda t: abs(t["step"] - EARLY_FRACTION * steps))["center_norm"]
     comm = [t["pred_commutator"] for t in trace if "pred_commutator" in t]
@@ -296,8 +299,8 @@ def theory_metrics(name: str, result: dict) -> dict[str, float]:
         return {"log10_parabola_residual": math.log10(result["parabola_max_residual"] + tiny)}
     if name == "tian-phase":
         above = [c for c in result["grid"] if c["eta"] > result["collapse_threshold_eta"]]
-        return {"phase_agreement": float(result["sgd_ode_agreement"]),
-                "collapse_above_threshold": sum(c["sgd_collapsed"] for c in above) / max(1, len(above))}
+        return {"phase_agreement": float(result["sgd_ode_agreement"]),  # no cell above the threshold: nothing to judge
+                "collapse_above_threshold": sum(c["sgd_collapsed"] for c in above) / len(above) if above else math.nan}
     if name == "directset":
         i = result["labels"].index(8)
         acc = result["probe_accuracy"]
@@ -379,7 +382,14 @@ def run_jobs(jobs: list[Job], parallel: int = 2, progress: Callable[[str], None]
                 say(f"[{i}/{len(todo)}] {rec['arm']} seed {rec['seed']}: {what} ({rec['seconds']:.0f} s; "
                     f"{time.perf_counter() - t0:.0f} s so far)")
     for job in timings:  # in this process, alone: timings uncontended, theory runs take seconds
-        rec = time_predictor(job, timing_steps) if job.kind == "timing" else run_theory(job)
+        try:
+            rec = time_predictor(job, timing_steps) if job.kind == "timing" else run_theory(job)
+        except Exception as e:  # noqa: BLE001 -- a failed record, reported, retried next time; the study goes on
+            rec = {**job.head(), "failed": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                   "seconds": 0.0}
+            records.append(rec)
+            say(f"{job.name} seed {job.seed}: failed ({rec['failed']})")
+            continue
         job.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(json.dumps(rec) + "\n", job.folder / "record.json")
         what = (f"predictor {rec['metrics']['predictor_ms']:.3f} ms of a {rec['metrics']['step_ms']:.1f} ms step"
