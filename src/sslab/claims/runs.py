@@ -121,6 +121,8 @@ def metrics_of(summary: dict, trace: list[dict[str, float]]) -> dict[str, float]
     d = summary.get("diagnostics") or {}
     base = summary.get("baselines") or {}
     m: dict[str, float] = {"knn": float(summary["knn_top1"])}
+    if summary.get("linear_top1") is not None:
+        m["linear"] = float(summary["linear_top1"])
     if base.get("random_init_knn_top1") is not None:
         m["random_encoder"] = float(base["random_init_knn_top1"])
     if base.get("raw_pixel_knn_top1") is not None:
@@ -321,8 +323,8 @@ def run_theory(job: Job) -> dict[str, Any]:
 
 def _slim(summary: dict) -> dict:
     """What a record keeps of a run's summary.json: enough to recompute :func:`metrics_of` later."""
-    return {k: summary.get(k) for k in ("knn_top1", "baselines", "diagnostics", "embedding_dim", "steps", "wall_seconds",
-                                         "final_loss", "z_std")}
+    return {k: summary.get(k) for k in ("knn_top1", "linear_top1", "baselines", "diagnostics", "embedding_dim", "steps",
+                                         "wall_seconds", "final_loss", "z_std")}
 
 
 def _reusable(job: Job) -> dict | None:
