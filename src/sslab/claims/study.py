@@ -168,8 +168,8 @@ THEORY_ARMS = {
 ARMS.update(THEORY_ARMS)
 
 #: what ``--quick`` trains (one seed, 1 epoch each): enough arms for every kind of prediction
-QUICK_ARMS = ("byol", "byol_no_predictor", "center", "directpred", "directcopy", "directcopy_fro",
-              "simclr_tuned", "cost_directpred_d128", "cost_directcopy_fro_d128", "theory_tian_linear")
+QUICK_ARMS = ("byol", "byol_no_predictor", "directpred", "directcopy_fro", "simclr_tuned", "cost_directpred_d128",
+              "cost_directcopy_fro_d128", "theory_tian_linear")
 QUICK_TUNE_VALUES = 2  # --quick tunes over the first two grid values only
 
 
