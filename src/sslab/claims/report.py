@@ -17,6 +17,7 @@ from .predictions import Registry
 from .study import ARMS, HOLDOUT
 
 EXPLANATIONS = Path(__file__).with_name("explanations.yaml")
+LIMIT = 4.0  # the forest plot's x range, in SESOI units: longer intervals end in an arrowhead
 COLOURS = {stats.SUPPORTED: "tab:green", stats.CONTRADICTED: "tab:red", stats.UNDERPOWERED: "tab:orange",
            stats.NOT_TESTED: "tab:gray"}
 
@@ -149,15 +150,20 @@ def plot_forest(results: list[dict[str, Any]], out: Path) -> str:
             ax.plot([0], [i], marker="x", color=COLOURS[verdict])
             continue
         scale = sesoi if sesoi > 0 else max(abs(iv["low"]), abs(iv["high"]), 1e-12)
-        ax.plot([iv["low"] / scale, iv["high"] / scale], [i, i], color=COLOURS[verdict], lw=2)
-        ax.plot([iv["mean"] / scale], [i], "o", color=COLOURS[verdict], ms=3)
+        lo, hi, mean = (min(max(v / scale, -LIMIT), LIMIT) for v in (iv["low"], iv["high"], iv["mean"]))
+        ax.plot([lo, hi], [i, i], color=COLOURS[verdict], lw=2)
+        ax.plot([mean], [i], "o", color=COLOURS[verdict], ms=3)
+        for end, marker in ((iv["high"] / scale > LIMIT, ">"), (iv["low"] / scale < -LIMIT, "<")):
+            if end:  # beyond the axis: an arrowhead at the edge
+                ax.plot([LIMIT if marker == ">" else -LIMIT], [i], marker, color=COLOURS[verdict], ms=5)
         if sesoi > 0:
             ax.plot([-1, 1], [i, i], color="k", alpha=0.15, lw=6, solid_capstyle="butt")
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=6)
     ax.invert_yaxis()
-    ax.set_xlim(-4, 4)
-    ax.set_xlabel("predicted direction → (interval / SESOI; grey band ±SESOI; threshold tests / their own extent)")
+    ax.set_xlim(-LIMIT - 0.3, LIMIT + 0.3)
+    ax.set_xlabel("predicted direction → (interval / SESOI; grey band ±SESOI; threshold tests / their own extent;"
+                  " ▶ beyond the axis)")
     for v, colour in COLOURS.items():
         ax.plot([], [], color=colour, lw=2, label=v)
     ax.legend(fontsize=7, loc="lower right")
