@@ -193,7 +193,7 @@ def underpowered_arms(results: list[dict[str, Any]], registry: Registry) -> set[
             unclear = any(ctl.get("status") == "unclear" for ctl in r["controls"])
             if r["verdict"] == stats.UNDERPOWERED or (r["verdict"] == stats.NOT_TESTED and unclear and not any(
                     ctl.get("status") == "failed" for ctl in r["controls"])):
-                out.update(a for a in p.needs() if not (p.kind == "correlation" and a in p.arms))
+                out.update(p.plans())
     return out
 
 

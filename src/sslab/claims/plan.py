@@ -16,7 +16,7 @@ from typing import Any
 
 from .judge import control, values_of
 from .predictions import Registry, training_arms
-from .runs import Job, overrides_of, run_jobs, theory_overrides
+from .runs import Job, finished, overrides_of, run_jobs, theory_overrides
 from .study import ARMS, HOLDOUT, QUICK_EPOCHS, QUICK_TUNE_VALUES, tuned_keys
 
 
@@ -25,7 +25,7 @@ def needed_arms(registry: Registry, only: Iterable[str] | None = None) -> list[s
     over "all" arms reads whichever training arms run."""
     want: set[str] = set()
     for p in registry.predictions():
-        want.update(a for a in p.needs() if not (p.kind == "correlation" and a in p.arms))
+        want.update(p.plans())
     for a in list(want):  # an arm tuned after another arm needs that arm's tuning
         want.update(v for v in ARMS[a].tune.values() if isinstance(v, str) and v in ARMS)
     if any(ARMS[a].timing for a in want):  # the cost table: every size, they take seconds
@@ -50,9 +50,8 @@ def gated_arms(registry: Registry, names: Iterable[str], records: list[dict]) ->
     failed = {a for a in control_arms(registry) if vals.get(a) and control(a, vals, margin)["status"] == "failed"}
     readers: dict[str, list] = {}
     for p in registry.predictions():
-        for a in p.needs():
-            if not (p.kind == "correlation" and a in p.arms):
-                readers.setdefault(a, []).append(p)
+        for a in p.plans():
+            readers.setdefault(a, []).append(p)
     return [a for a in names if a not in failed and readers.get(a)
             and all((set(p.controls) - {a}) & failed for p in readers[a])]
 
@@ -118,7 +117,7 @@ def estimate_seconds(jobs: list[Job], records: list[dict], parallel: int) -> flo
     by_arm: dict[str, list[float]] = {}
     for r in ran:
         by_arm.setdefault(r["arm"], []).append(r["seconds"])
-    todo = [j for j in jobs if j.kind == "run" and not (j.folder / "record.json").is_file()]
+    todo = [j for j in jobs if j.kind == "run" and finished(j) is None]
     return sum(sum(by_arm.get(j.name, [overall])) / len(by_arm.get(j.name, [overall])) for j in todo) / max(1, parallel)
 
 

@@ -64,6 +64,11 @@ class Prediction:
                               *self.controls])
         return tuple(a for a in seen if a)
 
+    def plans(self) -> tuple[str, ...]:
+        """The arms the prediction makes the study run, gate or give more seeds: :meth:`needs` without a
+        correlation's arms (it reads whichever of them ran: every training run of the study)."""
+        return tuple(a for a in self.needs() if not (self.kind == "correlation" and a in self.arms))
+
 
 @dataclass(frozen=True)
 class Claim:

@@ -327,7 +327,7 @@ def _slim(summary: dict) -> dict:
                                          "wall_seconds", "final_loss", "z_std")}
 
 
-def _reusable(job: Job) -> dict | None:
+def finished(job: Job) -> dict | None:
     """The record of a finished run with the job's overrides (its metrics recomputed from the kept summary and
     trace, so a metric added later reads old runs too), or None."""
     path = job.folder / "record.json"
@@ -352,7 +352,7 @@ def run_jobs(jobs: list[Job], parallel: int = 2, progress: Callable[[str], None]
     records: list[dict[str, Any]] = []
     todo, timings = [], []
     for job in jobs:
-        kept = _reusable(job)
+        kept = finished(job)
         if kept is not None:
             records.append(kept)
         elif job.kind in ("timing", "theory"):
