@@ -11,6 +11,8 @@ write (a patched writer) leaves the previous checkpoint intact with a one-line e
 """
 
 import errno
+import importlib
+import json
 import os
 import random
 import signal
@@ -123,7 +125,7 @@ def test_signal_checkpoints_the_step_and_resumes_bit_identical(sig, delay, refer
     time.sleep(delay)
     p.send_signal(sig)
     _, err = p.communicate(timeout=600)
-    if p.returncode == 0:  # the run ended before the signal came: nothing to resume, nothing lost
+    if (out / "summary.json").is_file():  # the run ended before the signal came (or after its summary): nothing lost
         pytest.skip(f"the run finished within {delay:.2f} s")
     assert p.returncode == 128 + sig, (p.returncode, err[-2000:])
     line = err.strip().splitlines()[-1]
@@ -131,6 +133,37 @@ def test_signal_checkpoints_the_step_and_resumes_bit_identical(sig, delay, refer
     step = int(line.split("after step ")[1].split(";")[0])
     assert safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == step  # the step it stopped after
     _same(reference, _finish(out))
+
+
+def test_signal_during_the_final_evaluation_stops_it_unsummarised(reference, tmp_path, monkeypatch, capsys):
+    """SIGTERM while the final kNN is computed (training is over, its checkpoint written): exit 143 with the one
+    line, no summary.json; --resume evaluates again and writes it, the weights the uninterrupted run's."""
+    from sslab.cli import main
+
+    train_module = importlib.import_module("sslab.engine.train")  # the module (the package exports its function)
+
+    real = train_module.knn_accuracy
+
+    def signalled(*a, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)  # recorded by the run's handler, as a scheduler's would be
+        return real(*a, **kw)
+
+    out, outside = tmp_path / "run", []  # a handler of the caller's: a signal reaching it escaped the run
+    caller = lambda signum, frame: outside.append(signum)  # noqa: E731
+    previous = signal.signal(signal.SIGTERM, caller)
+    monkeypatch.setattr(train_module, "knn_accuracy", signalled)
+    try:
+        code = main(["train", *RUN, "--out", str(out)])
+        assert signal.getsignal(signal.SIGTERM) is caller  # the handler it replaced is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 128 + signal.SIGTERM and not outside
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"sslab: stopped by SIGTERM after step {STEPS};")
+    assert not (out / "summary.json").exists()
+    monkeypatch.setattr(train_module, "knn_accuracy", real)
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["steps"] == STEPS
+    _same(reference, safe_load(out / "checkpoints" / "last.ckpt"))
 
 
 def test_disk_full_keeps_the_previous_checkpoint(tmp_path, monkeypatch, capsys):

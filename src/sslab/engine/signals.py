@@ -6,10 +6,12 @@ the fit with exit code 0 and no checkpoint) and Python's SIGINT (which would rai
 a step) with a handler that only records the signal. At the end of the current step -- or of the
 epoch, if the signal came during the epoch's evaluation -- the callback writes ``last.ckpt`` of
 that step and raises :class:`RunStopped`, which the CLI turns into one line and exit code 128 + the
-signal number (143 for SIGTERM, 130 for SIGINT). The checkpoint holds the data loader's place in
+signal number (143 for SIGTERM, 130 for SIGINT). A signal during the final evaluation stops it at its next stage
+(:meth:`StopOnSignal.check`) before ``summary.json`` is written; ``--resume`` then evaluates again.
+The checkpoint holds the data loader's place in
 the epoch (:class:`~sslab.data.loaders.TensorBatches`), so ``--resume`` continues with the next
 batch and ends in the same state as an uninterrupted run. A second Ctrl-C stops at once, as
-Python's default would. Lightning restores the previous handlers when the fit ends.
+Python's default would. The previous handlers come back when ``train`` returns.
 
 Under DDP every rank must stop at the same step: the ranks agree (an all-reduce of the flag) on the
 steps that log anyway, so a stop costs no extra synchronisation.
@@ -51,6 +53,12 @@ class StopOnSignal(pl.Callback):
     def restore(previous: dict) -> None:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+    def check(self, step: int) -> None:
+        """Raise :class:`RunStopped` if a signal came; between the final evaluation's stages, whose work a resume
+        redoes (the last epoch's checkpoint is already written)."""
+        if self.signum:
+            raise RunStopped(self.signum, step, self.checkpoint)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # over Lightning's SIGTERM handler, installed at fit start (whose notifier the engine points at _record,

@@ -99,7 +99,7 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
     from .diagnostics import DiagnosticsMonitor
     from .logs import ContinuingCSVLogger
     from .runfolder import check_out, claim, resume_changes
-    from .signals import RunStopped, StopOnSignal
+    from .signals import StopOnSignal
 
     _quiet_lightning()
     out = Path(out)
@@ -182,12 +182,9 @@ def train(cfg: Config, out: str | os.PathLike, resume: bool = False, overwrite: 
             print(f"sslab: training {cfg.method} on {cfg.dataset} ({built.backbone_name}) -> {out}", file=sys.stderr)
         baselines = _baselines(cfg, knn, info.channels, size, device) if cfg.eval.baselines else {}
         trainer.fit(module, train_dataloaders=loader, ckpt_path=str(ckpt) if resume else None)
-        if stop.signum:  # during the last epoch's end: its checkpoint is written, the run is complete but unsummarised
-            raise RunStopped(stop.signum, trainer.global_step, str(ckpt))
-        stop.restore(handlers)  # the final evaluation runs under the previous handlers
-        handlers = None
+        # a signal from here on (the last epoch's checkpoint is written) stops the final evaluation unsummarised
         return _finish(cfg, out, trainer, module, knn, report, diag, built, baselines, device, world, accelerator,
-                       precision, resume, wall0)
+                       precision, resume, wall0, stop)
     finally:
         if handlers is not None:
             stop.restore(handlers)
@@ -224,17 +221,21 @@ def _started_config(out: Path, cfg: Config) -> Config:
 
 
 def _finish(cfg: Config, out: Path, trainer, module, knn, report, diag, built, baselines: dict, device, world: int,
-            accelerator: str, precision: str, resume: bool, wall0: float) -> dict:
-    """Final kNN / linear / online-probe numbers and ``summary.json``."""
+            accelerator: str, precision: str, resume: bool, wall0: float, stop) -> dict:
+    """Final kNN / linear / online-probe numbers and ``summary.json``; ``stop.check`` between the stages."""
     info = built.info
+    step = int(trainer.global_step)
+    stop.check(step)
 
     # the monitor's features of the final epoch (recomputed only when training had nothing left to do)
     ftr, ytr, fte, yte = knn.features or knn.features_of(module.method.backbone.to(device), device)
     knn_top1 = knn_accuracy(ftr, ytr, fte, yte, cfg.eval.knn_k, cfg.eval.knn_temperature)
+    stop.check(step)
     linear_top1 = None
     if cfg.eval.linear:
         linear_top1 = linear_probe(ftr, ytr, fte, yte, cfg.eval.linear_epochs, cfg.eval.linear_lr,
                                    cfg.eval.linear_weight_decay, seed=cfg.seed, report=cfg.eval.linear_report)
+        stop.check(step)
     online = None
     if module.probe is not None:
         with torch.no_grad():
@@ -256,6 +257,7 @@ def _finish(cfg: Config, out: Path, trainer, module, knn, report, diag, built, b
         "batch_size": cfg.batch_size * world,
         "devices": world, "accelerator": accelerator, "precision": precision, "torch": torch.__version__,
     }
+    stop.check(step)
     if trainer.is_global_zero:
         atomic_write_text(json.dumps(summary, indent=2) + "\n", out / "summary.json")
     return summary
