@@ -87,6 +87,23 @@ CASES = [
     ("decode", lambda t: ["train", "decode=gpu"], ["'decode': 'gpu'", "workers, device"]),
     ("method option type", lambda t: ["train", "method=simclr", "temperature=abc"], ["'temperature': 'abc'", "a number"]),
     ("method option bool", lambda t: ["train", "method=byol", "symmetric=3"], ["'symmetric': 3", "true or false"]),
+    # an option of another method (of another loss of the same family) does nothing here: refused, not ignored
+    ("option of another loss", lambda t: ["train", "method=barlow_twins", "temperature=0.2"], ["'temperature'", "lambd"]),
+    ("vicreg lambd", lambda t: ["train", "method=vicreg", "lambd=0.1"], ["'lambd'", "cov_coeff"]),
+    ("simclr mu", lambda t: ["train", "method=simclr", "mu=2"], ["'mu'", "temperature"]),
+    ("spectral temperature", lambda t: ["train", "method=spectral_contrastive", "temperature=0.3"], ["'temperature'", "mu"]),
+    ("simclr loss switch", lambda t: ["train", "method=simclr", "loss=abs"], ["'loss'", "negatives"]),
+    ("vicreg_exp centering", lambda t: ["train", "method=vicreg_exp", "centering=embedding"], ["'centering'", "temperature"]),
+    # an option whose switch is off does nothing: refused, naming the switch
+    ("moco_v2 predictor width", lambda t: ["train", "method=moco_v2", "pred_hidden_dim=1024"],
+     ["'pred_hidden_dim'", "predictor='none'", "predictor=mlp"]),
+    ("directpred norm", lambda t: ["train", "method=directpred", "norm=fro"], ["'norm'", "direct='pred'", "direct=copy"]),
+    ("directcopy power", lambda t: ["train", "method=directcopy", "power=1.0"], ["'power'", "direct='copy'", "direct=pred"]),
+    ("dino warm-up", lambda t: ["train", "method=dino", "warmup_teacher_temp=0.02", "warmup_teacher_temp_epochs=0"],
+     ["'warmup_teacher_temp'", "warmup_teacher_temp_epochs > 0"]),
+    ("swav queue start", lambda t: ["train", "method=swav", "queue_start_epoch=3"], ["'queue_start_epoch'", "queue_size > 0"]),
+    ("byol linear predictor width", lambda t: ["train", "method=byol", "predictor=linear", "pred_hidden_dim=64"],
+     ["'pred_hidden_dim'", "predictor=mlp"]),
     ("backbone_args", lambda t: ["train", "backbone_args={foo: 1}", *RUN], ["backbone_args", "'foo'"]),
     ("method_args list", lambda t: [
         "train", _yaml(t / "r.yaml", {"method": "byol", "method_args": [1, 2]})], ["method_args"]),

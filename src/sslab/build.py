@@ -18,7 +18,8 @@ from torch import nn
 from .config import Config, ConfigError
 from .data import DatasetInfo, TensorImages, ViewPipeline, ViewSpec, dataset_info, load_split, view_pipeline
 from .data.decode import as_images, collate_images, resolve_decode
-from .methods import build_method, method_spec
+from .methods import method_spec
+from .methods.spec import method_of
 from .nets import VIT_SIZES, create_backbone
 
 
@@ -100,7 +101,8 @@ def method_from_config(cfg: Config) -> nn.Module:
     images at the training crop size; no data is loaded (what ``sslab eval`` fills from a checkpoint)."""
     info = dataset_info(cfg.dataset)
     size = cfg.image_size or info.image_size
-    return build_method(cfg.method, backbone_from_config(cfg, info.channels, size), **cfg.method_args)
+    # the options' effect was checked where they were typed (config.resolve); a recipe's shared settings are not
+    return method_of(cfg.method, backbone_from_config(cfg, info.channels, size), cfg.method_args, typed=set())
 
 
 def probe_images(data, n: int) -> torch.Tensor:

@@ -242,7 +242,7 @@ def _flatten(d: dict[str, Any]) -> dict[str, Any]:
 
 def resolve(recipe: str | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults <- recipe <- overrides, validated; returns a plain :class:`Config`."""
-    from .methods import method_spec  # local: methods import nets, torch
+    from .methods.spec import inert_options, method_spec  # local: methods import nets, torch
 
     cli = parse_overrides(overrides or [])
     explicit = recipe is not None
@@ -266,7 +266,12 @@ def resolve(recipe: str | None = None, overrides: list[str] | None = None) -> Co
         raise ConfigError(_one_line(e)) from None
     from .validate import check_config  # local: it imports the method registry
 
-    return check_config(resolved)
+    check_config(resolved)
+    try:  # an option typed on the command line that would do nothing for this method (a recipe's own are not checked)
+        inert_options(str(method), resolved.method_args, typed=set(cli) & method_keys)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return resolved
 
 
 def _one_line(e: OmegaConfBaseException) -> str:

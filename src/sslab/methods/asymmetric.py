@@ -22,7 +22,7 @@ from ..nets import mlp
 from .base import Part, check_choice
 from .parts import DirectPredictor, Predictor, siamese_target
 from .siamese import Siamese
-from .spec import MethodSpec, mnist_recipes, register, standard_recipes
+from .spec import MethodSpec, acts_when_in, mnist_recipes, register, standard_recipes
 
 LOSS_SCALES = ("simsiam", "byol")
 
@@ -59,6 +59,12 @@ class BYOL(NegativeCosine):
     ``bn_affine=false`` (affine-free BN in the heads) and ``target_init=random`` (the target starts
     as its own random initialisation)."""
 
+    #: a learned predictor's options (its shape, bias, symmetrisation, learning rate) act only when there is one
+    acts_when = {"pred_hidden_dim": acts_when_in("predictor", "mlp"), "pred_bias": acts_when_in("predictor", "mlp", "linear"),
+                 "symmetric_predictor": acts_when_in("predictor", "mlp", "linear"),
+                 "pred_lr_ratio": acts_when_in("predictor", "mlp", "linear"),
+                 "fix_pred_lr": acts_when_in("predictor", "mlp", "linear")}
+
     def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 4096, proj_dim: int = 256, predictor: str = "mlp",
                  pred_hidden_dim: int = 4096, pred_bias: bool | None = None, symmetric_predictor: bool = False,
                  momentum: float = 0.996, momentum_final: float = 1.0, stop_gradient: bool = True, bn_affine: bool = True,
@@ -73,6 +79,8 @@ class SimSiam(NegativeCosine):
     """SimSiam (Chen & He 2021): projector of ``proj_layers`` (3) Linear-BN layers of 2048, the last
     BN affine-free (``proj_last_bn``), bottleneck predictor ``Linear(512) BN ReLU Linear(2048)``, and
     the online embeddings behind a stop-gradient as targets (``stop_gradient=false``: the ablation)."""
+
+    acts_when = {k: BYOL.acts_when[k] for k in ("pred_hidden_dim", "symmetric_predictor", "pred_lr_ratio", "fix_pred_lr")}
 
     def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 2048, proj_dim: int = 2048, proj_layers: int = 3,
                  proj_last_bn: bool = True, predictor: str = "mlp", pred_hidden_dim: int = 512,
@@ -90,6 +98,11 @@ class DirectPred(NegativeCosine):
     Official luckmatters setting: projector 512-128 with affine-free BN, constant EMA 0.996, and a
     target that starts as an independent random initialisation (``target_init="random"``; the
     default ``copy`` starts it equal to the online network, as BYOL)."""
+
+    #: each closed form reads its own options: DirectSet(α)'s power, DirectCopy's norm, the optimal predictor's reg
+    acts_when = {"power": acts_when_in("direct", "pred"), "eps_inside": acts_when_in("direct", "pred"),
+                 "eps": acts_when_in("direct", "pred", "copy"), "norm": acts_when_in("direct", "copy"),
+                 "reg": acts_when_in("direct", "optimal")}
 
     def __init__(self, backbone: nn.Module, /, direct: str = "pred", rho: float = 0.3, eps: float = 0.1, freq: int = 1,
                  power: float = 0.5, eps_inside: bool = False, zero_mean: bool = False, init: str = "first_batch",
@@ -110,16 +123,17 @@ WANG = ("Wang, Chen, Du, Tian 2021, Towards demystifying representation learning
 LUCKMATTERS = "facebookresearch/luckmatters ssl/real-dataset (byol_trainer.py, README commands)"
 
 register(
-    MethodSpec("byol", "asymmetric", BYOL, "byol", "BYOL, EMA target + MLP predictor",
-               "Grill et al. 2020, Bootstrap Your Own Latent (NeurIPS)", "deepmind/deepmind-research byol/byol_experiment.py",
+    MethodSpec(name="byol", family="asymmetric", cls=BYOL, views="byol", description="BYOL, EMA target + MLP predictor",
+               paper="Grill et al. 2020, Bootstrap Your Own Latent (NeurIPS)",
+               code="deepmind/deepmind-research byol/byol_experiment.py",
                recipes={**standard_recipes("byol"), "shifted_mnist": "byol_shifted_mnist"}, doc="byol_simsiam.md"),
-    MethodSpec("simsiam", "asymmetric", SimSiam, "byol", "SimSiam, stop-gradient without EMA",
-               "Chen & He 2021, Exploring Simple Siamese Representation Learning (CVPR)",
-               "facebookresearch/simsiam simsiam/builder.py", recipes=standard_recipes("simsiam"), doc="byol_simsiam.md"),
-    MethodSpec("directpred", "asymmetric", DirectPred, "byol",
-               "BYOL with the linear predictor set from F̂'s eigendecomposition (power=α: DirectSet(α))", TIAN, LUCKMATTERS,
-               recipes=mnist_recipes("directpred"), doc="directpred.md"),
-    MethodSpec("directcopy", "asymmetric", DirectPred, "byol", "Wp = F̂/‖F̂‖ + εI, no eigendecomposition", WANG, LUCKMATTERS,
-               preset={"direct": "copy", "rho": 0.5, "eps": 0.3}, recipes=mnist_recipes("directcopy"),
-               doc="directpred.md"),
+    MethodSpec(name="simsiam", family="asymmetric", cls=SimSiam, views="byol", description="SimSiam, stop-gradient without EMA",
+               paper="Chen & He 2021, Exploring Simple Siamese Representation Learning (CVPR)",
+               code="facebookresearch/simsiam simsiam/builder.py", recipes=standard_recipes("simsiam"), doc="byol_simsiam.md"),
+    MethodSpec(name="directpred", family="asymmetric", cls=DirectPred, views="byol",
+               description="BYOL with the linear predictor set from F̂'s eigendecomposition (power=α: DirectSet(α))",
+               paper=TIAN, code=LUCKMATTERS, recipes=mnist_recipes("directpred"), doc="directpred.md"),
+    MethodSpec(name="directcopy", family="asymmetric", cls=DirectPred, views="byol",
+               description="Wp = F̂/‖F̂‖ + εI, no eigendecomposition", paper=WANG, code=LUCKMATTERS,
+               preset={"direct": "copy", "rho": 0.5, "eps": 0.3}, recipes=mnist_recipes("directcopy"), doc="directpred.md"),
 )

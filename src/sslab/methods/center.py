@@ -44,7 +44,8 @@ class CenterVector(SSLMethod):
                 "alignment": alignment.detach()}
 
 
-register(MethodSpec("center", "explicit center", CenterVector, "simclr", "alignment + penalty on the center vector ‖E_x z‖²",
-                    "Jha, Blaschko, Asano, Tuytelaars 2024, The common stability mechanism behind most self-supervised "
-                    "learning approaches (arXiv 2402.14957)", "none (the loss of spec §C.2)",
-                    recipes=mnist_recipes("center"), doc="center.md"))
+register(MethodSpec(name="center", family="explicit center", cls=CenterVector, views="simclr",
+                    description="alignment + penalty on the center vector ‖E_x z‖²",
+                    paper="Jha, Blaschko, Asano, Tuytelaars 2024, The common stability mechanism behind most self-supervised "
+                    "learning approaches (arXiv 2402.14957)",
+                    code="none (the loss of spec §C.2)", recipes=mnist_recipes("center"), doc="center.md"))

@@ -19,13 +19,15 @@ from ..losses import swav
 from ..nets import mlp
 from .base import SSLMethod, by_resolution, split_like
 from .parts import HostMirror, Queue
-from .spec import MethodSpec, register, standard_recipes
+from .spec import MethodSpec, acts_when_positive, register, standard_recipes
 
 
 class SwAV(HostMirror, SSLMethod):
     """SwAV with ``num_prototypes`` K, ``temperature`` τ, Sinkhorn ``epsilon`` / ``sinkhorn_iterations``,
     ``queue_size`` (per rank and global crop; 0 = none) used from ``queue_start_epoch``, and the
     prototype freezing switches ``freeze_prototypes_steps`` / ``fixed_prototypes``."""
+
+    acts_when = {"queue_start_epoch": acts_when_positive("queue_size")}
 
     def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 2048, proj_dim: int = 128,
                  num_prototypes: int = 3000, temperature: float = 0.1, epsilon: float = 0.05,
@@ -93,7 +95,8 @@ class SwAV(HostMirror, SSLMethod):
         self.__dict__.pop("queue_started", None)
 
 
-register(MethodSpec("swav", "clustering/distillation", SwAV, "swav", "SwAV, swapped prediction of Sinkhorn cluster codes",
-                    "Caron, Misra, Mairal, Goyal, Bojanowski, Joulin 2020, Unsupervised Learning of Visual Features by "
-                    "Contrasting Cluster Assignments (NeurIPS)", "facebookresearch/swav main_swav.py",
-                    recipes=standard_recipes("swav"), doc="swav.md"))
+register(MethodSpec(name="swav", family="clustering/distillation", cls=SwAV, views="swav",
+                    description="SwAV, swapped prediction of Sinkhorn cluster codes",
+                    paper="Caron, Misra, Mairal, Goyal, Bojanowski, Joulin 2020, Unsupervised Learning of Visual Features by "
+                    "Contrasting Cluster Assignments (NeurIPS)",
+                    code="facebookresearch/swav main_swav.py", recipes=standard_recipes("swav"), doc="swav.md"))

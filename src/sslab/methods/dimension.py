@@ -4,12 +4,16 @@ Barlow Twins (Zbontar et al. 2021), VICReg (Bardes et al. 2022), its LogSumExp v
 VICReg-exp / VICReg-ctr (Garrido et al. 2023) and W-MSE (Ermolov et al. 2021) share the
 architecture -- backbone, a projector (official Barlow Twins / VICReg: 8192-8192-8192,
 Linear-BN-ReLU hidden layers, a bias-free last Linear), the same network for both views -- and
-differ only in the loss, so they are one class with the loss as a switch. VICReg-ctr is
-VICReg-exp on the transposed embedding matrix: a sample-contrastive method (Garrido et al. Eqn 13)
-reached from VICReg by two switches; it is registered here, beside its class, with its own family.
+differ only in the loss: :class:`DimensionContrastive` holds the architecture, one subclass per
+loss holds that loss's options, so an option of another loss (``lambd`` for VICReg) is not an
+option of the method and is refused. VICReg-ctr is VICReg-exp on the transposed embedding matrix:
+a sample-contrastive method (Garrido et al. Eqn 13) reached from VICReg by two switches; it is
+registered here, beside its class, with its own family.
 """
 
 from __future__ import annotations
+
+from abc import abstractmethod
 
 import torch
 from torch import nn
@@ -21,74 +25,115 @@ from .base import SSLMethod, check_choice
 from .contrastive import GARRIDO
 from .spec import MethodSpec, mnist_recipes, register, standard_recipes
 
-LOSSES = ("barlow_twins", "vicreg", "vicreg_exp", "vicreg_ctr", "w_mse")
-
 
 class DimensionContrastive(SSLMethod):
-    """``loss(g(f(x1)), g(f(x2)))`` with ``loss`` = ``barlow_twins`` (``lambd``; ``lambd=0`` drops
-    the off-diagonal term, an ablation of Jha et al.; ``scale_loss`` multiplies the loss, solo-learn
-    0.1), ``vicreg`` (``sim_coeff``, ``std_coeff``, ``cov_coeff``), ``vicreg_exp`` / ``vicreg_ctr``
-    (the same and ``temperature``, NOT FOUND in the paper: default 0.1; VICReg-ctr's ``centering``:
-    ``dimension``, Table 1, or ``embedding``, Eqn 13 read literally -- :func:`sslab.losses.vicreg_exp`
-    gives the evidence for each) or ``w_mse`` (``w_size`` sub-batch, default the batch; ``w_eps``
-    shrinkage; ``w_iter`` splits). Defaults are the official ones."""
+    """``loss(g(f(x1)), g(f(x2)))``: backbone f and projector g (``proj_hidden_dim``, ``proj_dim``,
+    ``proj_layers``) shared by both views; the subclass is the loss. Defaults are the official ones."""
 
-    def __init__(self, backbone: nn.Module, /, loss: str = "barlow_twins", proj_hidden_dim: int = 8192,
-                 proj_dim: int = 8192, proj_layers: int = 3, lambd: float = 0.0051, scale_loss: float = 1.0,
-                 sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0, temperature: float = 0.1,
-                 centering: str = "dimension", w_size: int | None = None, w_eps: float = 0.0, w_iter: int = 1) -> None:
+    def __init__(self, backbone: nn.Module, /, proj_hidden_dim: int = 8192, proj_dim: int = 8192,
+                 proj_layers: int = 3) -> None:
         super().__init__(backbone)
-        check_choice("loss", loss, LOSSES)
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers, last_bias=False)
-        self.loss_name = loss
-        self.scale_loss = scale_loss
-        self.lambd, self.sim_coeff, self.std_coeff, self.cov_coeff = lambd, sim_coeff, std_coeff, cov_coeff
-        check_choice("centering", centering, CTR_CENTERINGS)
-        self.temperature, self.centering, self.w_size, self.w_eps, self.w_iter = temperature, centering, w_size, w_eps, w_iter
 
-    def embed_views(self, views: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """W-MSE runs the projector once on both views' features, so its BatchNorm sees 2N samples
-        (official ``methods/w_mse.py``: ``h = self.head(torch.cat(h))``); the others project each view."""
-        if self.loss_name != "w_mse":
-            return super().embed_views(views)
-        feats = [self.backbone(v) for v in views[:2]]
-        return feats, list(self.projector(torch.cat(feats)).chunk(2))
+    @abstractmethod
+    def loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """The method's loss of the two views' embeddings."""
 
     def forward(self, views: list[torch.Tensor]) -> dict:
         feats, z = self.embed_views(views)
-        coeffs = dict(sim=self.sim_coeff, var=self.std_coeff, cov=self.cov_coeff)
-        if self.loss_name == "barlow_twins":
-            loss = barlow_twins(z[0], z[1], lambd=self.lambd, scale=self.scale_loss)
-        elif self.loss_name == "vicreg":
-            loss = vicreg(z[0], z[1], **coeffs)
-        elif self.loss_name == "w_mse":
-            loss = w_mse(z[0], z[1], w_size=self.w_size, eps=self.w_eps, w_iter=self.w_iter)
-        else:
-            loss = vicreg_exp(z[0], z[1], temperature=self.temperature, transpose=self.loss_name == "vicreg_ctr",
-                              centering=self.centering, **coeffs)
-        return {"loss": loss, "features": feats[0], "embeddings": z}
+        return {"loss": self.loss(z[0], z[1]), "features": feats[0], "embeddings": z}
+
+
+class BarlowTwins(DimensionContrastive):
+    """Barlow Twins: ``lambd`` weighs the off-diagonal term (``lambd=0`` drops it, an ablation of
+    Jha et al.); ``scale_loss`` multiplies the loss (solo-learn 0.1)."""
+
+    def __init__(self, backbone: nn.Module, /, lambd: float = 0.0051, scale_loss: float = 1.0, **projector) -> None:
+        super().__init__(backbone, **projector)
+        self.lambd, self.scale_loss = lambd, scale_loss
+
+    def loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        return barlow_twins(z1, z2, lambd=self.lambd, scale=self.scale_loss)
+
+
+class VICReg(DimensionContrastive):
+    """VICReg: invariance, variance and covariance weighed by ``sim_coeff``, ``std_coeff``, ``cov_coeff``."""
+
+    def __init__(self, backbone: nn.Module, /, sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0,
+                 **projector) -> None:
+        super().__init__(backbone, **projector)
+        self.sim_coeff, self.std_coeff, self.cov_coeff = sim_coeff, std_coeff, cov_coeff
+
+    def coefficients(self) -> dict[str, float]:
+        return dict(sim=self.sim_coeff, var=self.std_coeff, cov=self.cov_coeff)
+
+    def loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        return vicreg(z1, z2, **self.coefficients())
+
+
+class VICRegExp(VICReg):
+    """VICReg-exp: the covariance term a LogSumExp at ``temperature`` (NOT FOUND in the paper: default 0.1)."""
+
+    def __init__(self, backbone: nn.Module, /, temperature: float = 0.1, **vicreg_options) -> None:
+        super().__init__(backbone, **vicreg_options)
+        self.temperature = temperature
+
+    def loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        return vicreg_exp(z1, z2, temperature=self.temperature, **self.coefficients())
+
+
+class VICRegCtr(VICRegExp):
+    """VICReg-ctr: VICReg-exp on Kᵀ; ``centering`` ``dimension`` (Table 1) or ``embedding`` (Eqn 13 read
+    literally) -- :func:`sslab.losses.vicreg_exp` gives the evidence for each."""
+
+    def __init__(self, backbone: nn.Module, /, centering: str = "dimension", **vicreg_exp_options) -> None:
+        super().__init__(backbone, **vicreg_exp_options)
+        check_choice("centering", centering, CTR_CENTERINGS)
+        self.centering = centering
+
+    def loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        return vicreg_exp(z1, z2, temperature=self.temperature, transpose=True, centering=self.centering,
+                          **self.coefficients())
+
+
+class WMSE(DimensionContrastive):
+    """W-MSE: ``w_size`` sub-batch (default the batch), ``w_eps`` shrinkage, ``w_iter`` splits."""
+
+    def __init__(self, backbone: nn.Module, /, w_size: int | None = None, w_eps: float = 0.0, w_iter: int = 1,
+                 **projector) -> None:
+        super().__init__(backbone, **projector)
+        self.w_size, self.w_eps, self.w_iter = w_size, w_eps, w_iter
+
+    def embed_views(self, views: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The projector runs once on both views' features, so its BatchNorm sees 2N samples (official
+        ``methods/w_mse.py``: ``h = self.head(torch.cat(h))``)."""
+        feats = [self.backbone(v) for v in views[:2]]
+        return feats, list(self.projector(torch.cat(feats)).chunk(2))
+
+    def loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        return w_mse(z1, z2, w_size=self.w_size, eps=self.w_eps, w_iter=self.w_iter)
 
 
 VICREG_CODE = "facebookresearch/vicreg main_vicreg.py"
 
 register(
-    MethodSpec("barlow_twins", "dimension-contrastive", DimensionContrastive, "byol",
-               "Barlow Twins, cross-correlation to identity",
-               "Zbontar, Jing, Misra, LeCun, Deny 2021, Barlow Twins (ICML)", "facebookresearch/barlowtwins main.py",
-               preset={"loss": "barlow_twins"}, recipes=standard_recipes("barlow_twins"), doc="dimension.md"),
-    MethodSpec("vicreg", "dimension-contrastive", DimensionContrastive, "vicreg", "VICReg, variance-invariance-covariance",
-               "Bardes, Ponce, LeCun 2022, VICReg (ICLR)", VICREG_CODE, preset={"loss": "vicreg"},
-               recipes=standard_recipes("vicreg"), doc="dimension.md"),
-    MethodSpec("vicreg_exp", "dimension-contrastive", DimensionContrastive, "vicreg",
-               "VICReg with a LogSumExp covariance term (Garrido et al. Eqns 11-12)", GARRIDO, VICREG_CODE,
-               preset={"loss": "vicreg_exp"}, recipes=mnist_recipes("vicreg_exp"), doc="dimension.md"),
-    MethodSpec("vicreg_ctr", "sample-contrastive", DimensionContrastive, "vicreg",
-               "VICReg-exp on the transposed embeddings (Garrido et al. Eqn 13)", GARRIDO, VICREG_CODE,
-               preset={"loss": "vicreg_ctr"}, recipes=mnist_recipes("vicreg_ctr"), doc="dimension.md"),
-    MethodSpec("w_mse", "dimension-contrastive", DimensionContrastive, "simclr",
-               "whitening MSE: Cholesky-whitened views pulled together",
-               "Ermolov, Siarohin, Sangineto, Sebe 2021, Whitening for Self-Supervised Representation Learning (ICML)",
-               "htdt/self-supervised methods/w_mse.py",
-               preset={"loss": "w_mse", "proj_hidden_dim": 1024, "proj_dim": 64, "proj_layers": 2, "w_size": 128},
+    MethodSpec(name="barlow_twins", family="dimension-contrastive", cls=BarlowTwins, views="byol",
+               description="Barlow Twins, cross-correlation to identity",
+               paper="Zbontar, Jing, Misra, LeCun, Deny 2021, Barlow Twins (ICML)", code="facebookresearch/barlowtwins main.py",
+               recipes=standard_recipes("barlow_twins"), doc="dimension.md"),
+    MethodSpec(name="vicreg", family="dimension-contrastive", cls=VICReg, views="vicreg",
+               description="VICReg, variance-invariance-covariance", paper="Bardes, Ponce, LeCun 2022, VICReg (ICLR)",
+               code=VICREG_CODE, recipes=standard_recipes("vicreg"), doc="dimension.md"),
+    MethodSpec(name="vicreg_exp", family="dimension-contrastive", cls=VICRegExp, views="vicreg",
+               description="VICReg with a LogSumExp covariance term (Garrido et al. Eqns 11-12)", paper=GARRIDO,
+               code=VICREG_CODE, recipes=mnist_recipes("vicreg_exp"), doc="dimension.md"),
+    MethodSpec(name="vicreg_ctr", family="sample-contrastive", cls=VICRegCtr, views="vicreg",
+               description="VICReg-exp on the transposed embeddings (Garrido et al. Eqn 13)", paper=GARRIDO,
+               code=VICREG_CODE, recipes=mnist_recipes("vicreg_ctr"), doc="dimension.md"),
+    MethodSpec(name="w_mse", family="dimension-contrastive", cls=WMSE, views="simclr",
+               description="whitening MSE: Cholesky-whitened views pulled together",
+               paper="Ermolov, Siarohin, Sangineto, Sebe 2021, Whitening for Self-Supervised Representation Learning "
+                     "(ICML)", code="htdt/self-supervised methods/w_mse.py",
+               preset={"proj_hidden_dim": 1024, "proj_dim": 64, "proj_layers": 2, "w_size": 128},
                recipes=standard_recipes("w_mse"), doc="w_mse.md"),
 )

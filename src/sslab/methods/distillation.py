@@ -19,7 +19,7 @@ from ..losses import dino
 from ..losses.distributed import world_size
 from .base import Part, SSLMethod, by_resolution, split_like
 from .parts import EMATarget, HostMirror
-from .spec import MethodSpec, register, standard_recipes
+from .spec import MethodSpec, acts_when_positive, register, standard_recipes
 
 
 class TeacherCenter(Part):
@@ -86,6 +86,7 @@ class DINO(HostMirror, SSLMethod):
     ``warmup_teacher_temp_epochs``), ``center_momentum``, teacher ``momentum`` → ``momentum_final``
     and ``freeze_last_layer`` (epochs during which the last layer gets no update)."""
 
+    acts_when = {"warmup_teacher_temp": acts_when_positive("warmup_teacher_temp_epochs")}
 
     def __init__(self, backbone: nn.Module, /, out_dim: int = 65536, proj_hidden_dim: int = 2048,
                  bottleneck_dim: int = 256, head_layers: int = 3, use_bn_in_head: bool = False,
@@ -159,7 +160,8 @@ class DINO(HostMirror, SSLMethod):
         self.teacher_temp_now.fill_(self.current_teacher_temp())  # one host read, after a checkpoint load
 
 
-register(MethodSpec("dino", "clustering/distillation", DINO, "dino", "DINO, self-distillation from a centred EMA teacher",
-                    "Caron, Touvron, Misra, Jégou, Mairal, Bojanowski, Joulin 2021, Emerging Properties in "
-                    "Self-Supervised Vision Transformers (ICCV)", "facebookresearch/dino main_dino.py",
-                    recipes=standard_recipes("dino"), doc="dino.md"))
+register(MethodSpec(name="dino", family="clustering/distillation", cls=DINO, views="dino",
+                    description="DINO, self-distillation from a centred EMA teacher",
+                    paper="Caron, Touvron, Misra, Jégou, Mairal, Bojanowski, Joulin 2021, Emerging Properties in "
+                    "Self-Supervised Vision Transformers (ICCV)",
+                    code="facebookresearch/dino main_dino.py", recipes=standard_recipes("dino"), doc="dino.md"))

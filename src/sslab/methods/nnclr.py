@@ -56,8 +56,9 @@ class NNCLR(SSLMethod):
         return {"loss": loss, "features": feats[0], "embeddings": z, "nn_similarity": (nn1 * u[0]).sum(1).mean()}
 
 
-register(MethodSpec("nnclr", "sample-contrastive", NNCLR, "byol", "NNCLR, nearest neighbour from a support set as the positive",
-                    "Dwibedi, Aytar, Tompson, Sermanet, Zisserman 2021, With a Little Help from My Friends: Nearest-Neighbor "
-                    "Contrastive Learning of Visual Representations (ICCV)",
-                    "none released; vturrisi/solo-learn solo/methods/nnclr.py", recipes=standard_recipes("nnclr"),
+register(MethodSpec(name="nnclr", family="sample-contrastive", cls=NNCLR, views="byol",
+                    description="NNCLR, nearest neighbour from a support set as the positive",
+                    paper="Dwibedi, Aytar, Tompson, Sermanet, Zisserman 2021, With a Little Help from My Friends: "
+                          "Nearest-Neighbor Contrastive Learning of Visual Representations (ICCV)",
+                    code="none released; vturrisi/solo-learn solo/methods/nnclr.py", recipes=standard_recipes("nnclr"),
                     doc="nnclr.md"))

@@ -12,6 +12,7 @@ Each family module calls :func:`register` at import, next to the classes it defi
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +30,10 @@ FAMILIES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MethodSpec:
-    """A method: ``cls(backbone, **{**preset, **options})`` makes it; ``views`` is its view pipeline."""
+    """A method: ``cls(backbone, **{**preset, **options})`` makes it; ``views`` is its view pipeline. Registered by
+    keyword (``MethodSpec(name=..., family=..., ...)``): ten fields read as their names, not their places."""
 
     name: str
     family: str
@@ -64,6 +66,46 @@ def options_of(cls: type) -> dict[str, Any]:
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             break
     return out
+
+
+@dataclass(frozen=True)
+class ActsWhen:
+    """An option that acts only while another option of the same method has certain values (``pred_hidden_dim``
+    only with ``predictor=mlp``); given otherwise, it would silently do nothing, so it is refused."""
+
+    option: str
+    test: Callable[[Any], bool]
+    text: str  # the condition as a user would type it: "predictor=mlp", "queue_size > 0"
+
+
+def acts_when_in(option: str, *values: Any) -> ActsWhen:
+    return ActsWhen(option, lambda v: v in values, f"{option}={'|'.join(map(str, values))}")
+
+
+def acts_when_positive(option: str) -> ActsWhen:
+    return ActsWhen(option, lambda v: v is not None and v > 0, f"{option} > 0")
+
+
+def conditions_of(cls: type) -> dict[str, ActsWhen]:
+    """``{option: condition}`` of a method class: its classes' ``acts_when`` mappings, the subclass's first."""
+    out: dict[str, ActsWhen] = {}
+    for klass in cls.__mro__:
+        for name, cond in vars(klass).get("acts_when", {}).items():
+            out.setdefault(name, cond)
+    return out
+
+
+def inert_options(name: str, given: dict[str, Any], typed: set[str] | None = None) -> None:
+    """Raise ``ValueError`` if an option in ``typed`` (default: all of ``given``) would not act on method ``name``
+    with the options ``given`` (and its preset): one line naming it, the condition under which it acts, and the
+    option that decides it."""
+    spec = method_spec(name)
+    options = {**spec.arguments(), **given}
+    for key in sorted(given if typed is None else typed & set(given)):
+        cond = conditions_of(spec.cls).get(key)
+        if cond is not None and not cond.test(options[cond.option]):
+            raise ValueError(f"option '{key}' does nothing for method {name} with {cond.option}={options[cond.option]!r}: "
+                             f"it acts only when {cond.text}; leave it out or set {cond.option}")
 
 
 #: name -> spec, in registration order (family modules register at import)
@@ -113,10 +155,18 @@ def method_arguments(name: str) -> dict[str, Any]:
 
 
 def build_method(name: str, backbone: nn.Module, **overrides: Any) -> nn.Module:
-    """Instantiate method ``name`` on ``backbone``; ``overrides`` replace preset values."""
+    """Instantiate method ``name`` on ``backbone``; ``overrides`` replace preset values, and each must act."""
+    return method_of(name, backbone, overrides, typed=set(overrides))
+
+
+def method_of(name: str, backbone: nn.Module, options: dict[str, Any], typed: set[str]) -> nn.Module:
+    """Method ``name`` on ``backbone`` with ``options`` over its preset; of those, the ``typed`` ones (what a user
+    wrote, not a recipe's shared settings -- a recipe may set ``pred_hidden_dim`` for its rows that switch to an MLP
+    predictor) must act (:func:`inert_options`)."""
     spec = method_spec(name)
     valid = spec.arguments()
-    bad = [k for k in overrides if k not in valid]
+    bad = [k for k in options if k not in valid]
     if bad:
         raise ValueError(f"unknown option '{bad[0]}' for method '{name}'; valid choices: {', '.join(sorted(valid))}")
-    return spec.cls(backbone, **{**spec.preset, **overrides})
+    inert_options(name, options, typed)
+    return spec.cls(backbone, **{**spec.preset, **options})
