@@ -10,7 +10,10 @@
    ``null``, ``[1, 2]``). A key that is not a config field but is an option of the chosen method
    (``temperature=0.2``, ``predictor=none``) goes to ``method_args``.
 
-The resolved config is saved with every run as ``config.yaml``.
+Each setting is declared once below (:func:`sslab.settings.setting`): type, default, range or choices,
+whether a resume may change it, a line of help. The checks (:mod:`sslab.validate`), the resume policy
+(``sslab.engine.runfolder``), the recipes' flattening and ``sslab train --help`` read those declarations.
+The resolved config is saved with every run as ``config.yaml`` (:func:`dump`).
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ RECIPE_DIR = Path(__file__).parent / "recipes"
 BASE_DIR = RECIPE_DIR / "bases"
 
 
-#: where each name comes from: the choices other modules define are read when a config is checked, so that
-#: declaring the settings imports neither torch nor those modules
+#: the choices of the names declared here; those other modules define (optimisers, decoders) are read from them
+#: when a config is checked, so that declaring the settings imports neither torch nor those modules
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "32", "16", "bf16", "64")
 ACCELERATORS = ("auto", "cpu", "gpu")
 STEMS = ("auto", "cifar", "imagenet")
