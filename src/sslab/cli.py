@@ -34,8 +34,7 @@ def _default_out(method: str, dataset: str) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import resolve
-    from .engine import train
+    from .config import dump, resolve
 
     target = args.target
     overrides = list(args.overrides)
@@ -51,6 +50,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = resolve(str(saved), overrides)
     else:
         cfg = resolve(target, overrides)
+    if args.print_config:  # the resolved, checked config as config.yaml would hold it; nothing is written
+        print(dump(cfg), end="")
+        return 0
+    from .engine import train
+
     out = Path(args.out) if args.out else _default_out(cfg.method, cfg.dataset)
     summary = train(cfg, out, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(summary, indent=2))
@@ -168,15 +172,37 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose ``epilog`` may be a function, called only when the help is printed (train's list of
+    config keys reads the config's declarations, which a plain ``sslab list`` need not import)."""
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
+
+def config_keys_help() -> str:
+    """The config keys ``sslab train --help`` lists: each with its default, its help and its range or choices."""
+    from .config import Config
+    from .settings import describe
+
+    return "\n".join(["config keys (key=default; * marks those a --resume may change); a key that is an option of the "
+                      "chosen method (temperature=0.2) goes to method_args:", *describe(Config)])
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sslab", description="Self-supervised representation learning: train, evaluate, explain.")
-    sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a method (default: BYOL on mnist5k)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    t = sub.add_parser("train", help="train a method (default: BYOL on mnist5k)", epilog=config_keys_help,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("target", nargs="?", help="recipe name or config.yaml (optional)")
     t.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method=simclr epochs=10 optim.lr=0.1")
     t.add_argument("--out", help="run folder (default runs/<method>-<dataset>-<time>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="replace the run already in --out (default: refuse)")
+    t.add_argument("--print-config", action="store_true",
+                   help="print the resolved, checked config (YAML, as the run's config.yaml) and exit; writes nothing")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="kNN / linear evaluation of a checkpoint's backbone")
     e.add_argument("checkpoint")

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from .datasets import DataError, DatasetInfo, register
 from .decode import EncodedImages, square_geometry
+from .predecode import predecoded
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")  # any letter case
 SPLIT_ALIASES = {"test": "val", "val": "val", "train": "train"}
@@ -109,8 +110,6 @@ def load_imagefolder(
     kind = ImageFolderBytes if decode == "device" and not predecode else ImageFolderImages
     data = kind(root / SPLIT_ALIASES[split], load_size=load_size, classes=classes)
     if predecode:
-        from .predecode import predecoded
-
         return predecoded(data, Path(cache_dir) if cache_dir else root / ".sslab_cache", SPLIT_ALIASES[split])
     return data
 

@@ -16,16 +16,31 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..io import atomic_write_text
-from .imagefolder import ImageFolderImages
 
 
-def cache_key(data: ImageFolderImages) -> str:
+class DecodedFolder(Protocol):
+    """What is pre-decoded: a dataset of ``(uint8 (3, S, S), label, index)`` items with its files, as
+    :class:`~sslab.data.imagefolder.ImageFolderImages` is (named here by its attributes: the image folder
+    imports this module, not the other way round)."""
+
+    samples: list[tuple[Path, int]]
+    labels: torch.Tensor
+    classes: list[str]
+    load_size: int
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]: ...
+
+
+def cache_key(data: DecodedFolder) -> str:
     """A digest of the images (relative path, size, mtime, label) and the load size."""
     h = hashlib.sha256(f"{data.load_size}".encode())
     for path, label in data.samples:
@@ -60,7 +75,7 @@ class MemmapImages(Dataset):
         return {**self.__dict__, "_array": None}
 
 
-def predecoded(data: ImageFolderImages, cache: Path, split: str, workers: int | None = None) -> MemmapImages:
+def predecoded(data: DecodedFolder, cache: Path, split: str, workers: int | None = None) -> MemmapImages:
     """``data`` decoded once into ``cache`` (reused when its key matches), as a :class:`MemmapImages`."""
     cache = Path(cache)
     size = data.load_size

@@ -21,19 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, to_dict
+from ..settings import flatten, resume_policy
 
 LOCK = ".sslab.lock"
 RUN_FILES = ("config.yaml", "summary.json", "checkpoints", "logs")
 
-#: keys (top-level, or a section for all its keys) a resume may change: they decide how the run is
-#: evaluated, logged, placed or computed, not what its checkpoint holds; ``epochs`` may grow
-RESUMABLE = ("eval", "diagnostics", "progress", "num_workers", "log_every_n_steps", "checkpoint_every",
-             "kill_at_step", "stop_at_step", "compile", "compile_args", "tf32", "cudnn_benchmark", "precision", "decode",
-             "predecode", "cache_dir", "data_root", "deterministic", "accelerator", "ddp", "channels_last", "epochs")
-
-
-#: keys inside a resumable section that change what the checkpoint holds (the online probe's weights)
-FIXED = ("eval.online_probe",)
+#: dotted key -> what a resume may do with it: ``fixed`` (what the checkpoint holds or how it continues), ``free``
+#: (how the run is evaluated, logged, placed or computed) or ``grow`` (``epochs``); declared with each setting
+#: (:mod:`sslab.config`)
+RESUME_POLICY = resume_policy(Config)
 
 
 class RunFolderError(ValueError):
@@ -149,25 +145,13 @@ def _prepare(out: Path, fd: int, resume: bool, overwrite: bool) -> None:
         orphan.unlink(missing_ok=True)
 
 
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and k in ("optim", "eval", "diagnostics", "ddp"):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def resume_changes(started: Config, now: Config, saved_epoch: int = 0) -> list[str]:
     """The keys whose values differ between the run's saved config and the resumed one; raises
     :class:`RunFolderError` listing those a resume cannot apply. ``saved_epoch`` is the checkpoint's (0-based)
     epoch: the run has trained into it, so fewer epochs than ``saved_epoch + 1`` cannot be asked for."""
-    a, b = _flat(to_dict(started)), _flat(to_dict(now))
+    a, b = flatten(to_dict(started), Config), flatten(to_dict(now), Config)
     changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-    refused = [k for k in changed if k.split(".")[0] not in RESUMABLE or k in FIXED]
-    if "epochs" in changed and now.epochs <= saved_epoch:
-        refused.append("epochs")
+    refused = [k for k in changed if not _may_change(k, b.get(k), saved_epoch)]
     if refused:
         detail = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in refused[:4]) + (" ..." if len(refused) > 4 else "")
         raise RunFolderError(f"cannot resume with changed {detail}; a resume may change evaluation (not the online "
@@ -175,4 +159,9 @@ def resume_changes(started: Config, now: Config, saved_epoch: int = 0) -> list[s
     return changed
 
 
-__all__ = ["RESUMABLE", "RunFolder", "RunFolderError", "check_out", "claim", "holds_run", "resume_changes"]
+def _may_change(key: str, value: Any, saved_epoch: int) -> bool:
+    policy = RESUME_POLICY.get(key, "fixed")
+    return policy == "free" or policy == "grow" and value > saved_epoch
+
+
+__all__ = ["RESUME_POLICY", "RunFolder", "RunFolderError", "check_out", "claim", "holds_run", "resume_changes"]
