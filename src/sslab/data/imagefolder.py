@@ -125,21 +125,24 @@ def load_imagenet100(split: str, root: Path, classes_file: str | None = None, lo
 
 
 register(DatasetInfo(
-    "imagenet100", load_imagenet100, ("train", "val", "test"), "train", "train", "val", 224, 3,
-    (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
-    "ImageNet-100 (CMC's 100 classes, solo-learn's list): root/train/<wnid>/*, root/val/<wnid>/*",
+    name="imagenet100", load=load_imagenet100, splits=("train", "val", "test"), pretrain_split="train", train_split="train",
+    test_split="val", image_size=224, channels=3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+    resolution="imagenet", needs_root=True,
+    description="ImageNet-100 (CMC's 100 classes, solo-learn's list): root/train/<wnid>/*, root/val/<wnid>/*",
     files=tuple(f"{split}/{c}/" for split in ("train", "val") for c in read_class_list(IMAGENET100_CLASSES)),
     source=IMAGENET_SOURCE, options=("classes_file", "predecode", "cache_dir", "decode"),
 ))
 register(DatasetInfo(
-    "imagenet", load_imagefolder, ("train", "val", "test"), "train", "train", "val", 224, 3,
-    (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
-    "ImageNet-1k (ILSVRC2012): root/train/<wnid>/*, root/val/<wnid>/* (1,000 class folders each)",
+    name="imagenet", load=load_imagefolder, splits=("train", "val", "test"), pretrain_split="train", train_split="train",
+    test_split="val", image_size=224, channels=3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+    resolution="imagenet", needs_root=True,
+    description="ImageNet-1k (ILSVRC2012): root/train/<wnid>/*, root/val/<wnid>/* (1,000 class folders each)",
     files=("train/", "val/"), source=IMAGENET_SOURCE, options=("classes_file", "predecode", "cache_dir", "decode"),
 ))
 register(DatasetInfo(
-    "imagefolder", load_imagefolder, ("train", "val", "test"), "train", "train", "val", 224, 3,
-    (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet", True,
-    "root/train/<class>/*, root/val/<class>/*; classes_file= selects a subset",
-    files=("train/", "val/"), options=("classes_file", "predecode", "cache_dir", "decode"),
+    name="imagefolder", load=load_imagefolder, splits=("train", "val", "test"), pretrain_split="train", train_split="train",
+    test_split="val", image_size=224, channels=3, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+    resolution="imagenet", needs_root=True,
+    description="root/train/<class>/*, root/val/<class>/*; classes_file= selects a subset", files=("train/", "val/"),
+    options=("classes_file", "predecode", "cache_dir", "decode"),
 ))

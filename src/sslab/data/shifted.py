@@ -71,7 +71,7 @@ def load_shifted_mnist(split: str, root: Path | None = None) -> TensorImages:
 
 
 register(DatasetInfo(
-    "shifted_mnist", load_shifted_mnist, ("train", "test"), "train", "train", "test", CANVAS, 1, (0.0321,), (0.1327,),
-    "mnist", False,
-    "mnist5k's digits at 60-100 % size, random position and 50-100 % intensity on a 40x40 canvas; offline, seeded",
+    name="shifted_mnist", load=load_shifted_mnist, splits=("train", "test"), pretrain_split="train", train_split="train",
+    test_split="test", image_size=CANVAS, channels=1, mean=(0.0321,), std=(0.1327,), resolution="mnist", needs_root=False,
+    description="mnist5k's digits at 60-100 % size, random position and 50-100 % intensity on a 40x40 canvas; offline, seeded",
 ))

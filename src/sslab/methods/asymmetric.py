@@ -22,7 +22,7 @@ from ..nets import mlp
 from .base import Part, check_choice
 from .parts import DirectPredictor, Predictor, siamese_target
 from .siamese import Siamese
-from .spec import MethodSpec, acts_when_in, mnist_recipes, register, standard_recipes
+from .spec import ActsWhen, MethodSpec, acts_when_in, mnist_recipes, register, standard_recipes
 
 LOSS_SCALES = ("simsiam", "byol")
 
@@ -102,7 +102,11 @@ class DirectPred(NegativeCosine):
     #: each closed form reads its own options: DirectSet(α)'s power, DirectCopy's norm, the optimal predictor's reg
     acts_when = {"power": acts_when_in("direct", "pred"), "eps_inside": acts_when_in("direct", "pred"),
                  "eps": acts_when_in("direct", "pred", "copy"), "norm": acts_when_in("direct", "copy"),
-                 "reg": acts_when_in("direct", "optimal")}
+                 "reg": acts_when_in("direct", "optimal"),
+                 # a closed-form Wp of a symmetric F̂ is symmetric: symmetrising acts only on the SGD steps between resets
+                 # (freq > 1) or on the optimal predictor, which is not symmetric
+                 "symmetric_predictor": ActsWhen("freq", lambda o: o["freq"] > 1 or o["direct"] == "optimal",
+                                                 "freq > 1 or direct=optimal")}
 
     def __init__(self, backbone: nn.Module, /, direct: str = "pred", rho: float = 0.3, eps: float = 0.1, freq: int = 1,
                  power: float = 0.5, eps_inside: bool = False, zero_mean: bool = False, init: str = "first_batch",

@@ -73,17 +73,17 @@ class ActsWhen:
     """An option that acts only while another option of the same method has certain values (``pred_hidden_dim``
     only with ``predictor=mlp``); given otherwise, it would silently do nothing, so it is refused."""
 
-    option: str
-    test: Callable[[Any], bool]
+    option: str  # the switch the error names
+    test: Callable[[dict[str, Any]], bool]  # of all the method's options
     text: str  # the condition as a user would type it: "predictor=mlp", "queue_size > 0"
 
 
 def acts_when_in(option: str, *values: Any) -> ActsWhen:
-    return ActsWhen(option, lambda v: v in values, f"{option}={'|'.join(map(str, values))}")
+    return ActsWhen(option, lambda o: o[option] in values, f"{option}={'|'.join(map(str, values))}")
 
 
 def acts_when_positive(option: str) -> ActsWhen:
-    return ActsWhen(option, lambda v: v is not None and v > 0, f"{option} > 0")
+    return ActsWhen(option, lambda o: o[option] is not None and o[option] > 0, f"{option} > 0")
 
 
 def conditions_of(cls: type) -> dict[str, ActsWhen]:
@@ -103,7 +103,7 @@ def inert_options(name: str, given: dict[str, Any], typed: set[str] | None = Non
     options = {**spec.arguments(), **given}
     for key in sorted(given if typed is None else typed & set(given)):
         cond = conditions_of(spec.cls).get(key)
-        if cond is not None and not cond.test(options[cond.option]):
+        if cond is not None and not cond.test(options):
             raise ValueError(f"option '{key}' does nothing for method {name} with {cond.option}={options[cond.option]!r}: "
                              f"it acts only when {cond.text}; leave it out or set {cond.option}")
 
