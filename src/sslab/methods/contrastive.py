@@ -19,7 +19,7 @@ from torch import nn
 
 from ..losses import info_nce, momentum_contrast, spectral_contrastive, standardize_dimensions
 from ..nets import mlp
-from .base import SSLMethod, check_choice
+from .base import SSLMethod, StepOutput, check_choice
 from .parts import EMATarget, Predictor, Queue
 from .siamese import Siamese
 from .spec import MethodSpec, mnist_recipes, register, standard_recipes
@@ -54,7 +54,7 @@ class SimCLR(SSLMethod):
         self.temperature, self.negatives, self.decoupled, self.loss = temperature, negatives, decoupled, loss
         self.standardize, self.mu = standardize, mu
 
-    def forward(self, views: list[torch.Tensor]) -> dict:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         feats, z = self.embed_views(views)
         k = z if self.standardize == "none" else [standardize_dimensions(zi, scale=self.standardize == "dimension") for zi in z]
         if self.loss == "spectral":
@@ -62,7 +62,7 @@ class SimCLR(SSLMethod):
         else:
             loss = info_nce(k[0], k[1], self.temperature, negatives=self.negatives, decoupled=self.decoupled,
                             normalize=self.standardize != "dimension")
-        return {"loss": loss, "features": feats[0], "embeddings": z}
+        return StepOutput(loss, feats[0], z)
 
 
 class MoCo(Siamese):
@@ -96,10 +96,10 @@ class MoCo(Siamese):
                                  batch_negatives=self.batch_negatives)
         return loss * (2 * self.temperature) if self.temperature_scale else loss
 
-    def forward(self, views: list[torch.Tensor]) -> dict:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         out = super().forward(views)
         if self.queue is not None and self.training:  # this step's keys join the queue in after_step
-            self.queue.stage(*[F.normalize(k.detach(), dim=1) for k in out["targets"]])
+            self.queue.stage(*[F.normalize(k.detach(), dim=1) for k in out.targets])
         return out
 
 

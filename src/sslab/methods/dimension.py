@@ -17,7 +17,7 @@ from torch import nn
 from ..losses import barlow_twins, vicreg, vicreg_exp, w_mse
 from ..losses.redundancy import CTR_CENTERINGS
 from ..nets import mlp
-from .base import SSLMethod, check_choice
+from .base import SSLMethod, StepOutput, check_choice
 from .contrastive import GARRIDO
 from .spec import MethodSpec, mnist_recipes, register, standard_recipes
 
@@ -54,7 +54,7 @@ class DimensionContrastive(SSLMethod):
         feats = [self.backbone(v) for v in views[:2]]
         return feats, list(self.projector(torch.cat(feats)).chunk(2))
 
-    def forward(self, views: list[torch.Tensor]) -> dict:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         feats, z = self.embed_views(views)
         coeffs = dict(sim=self.sim_coeff, var=self.std_coeff, cov=self.cov_coeff)
         if self.loss_name == "barlow_twins":
@@ -66,7 +66,7 @@ class DimensionContrastive(SSLMethod):
         else:
             loss = vicreg_exp(z[0], z[1], temperature=self.temperature, transpose=self.loss_name == "vicreg_ctr",
                               centering=self.centering, **coeffs)
-        return {"loss": loss, "features": feats[0], "embeddings": z}
+        return StepOutput(loss, feats[0], z)
 
 
 VICREG_CODE = "facebookresearch/vicreg main_vicreg.py"
