@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+import sslab
+
 
 def median_ms(fn, repeats: int) -> float:
     fn()  # warm-up
@@ -50,14 +52,12 @@ def unit_costs(method: str, repeats: int = 20) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(0)
     last = {}
+    model.configure_schedule(steps_per_epoch=repeats + 1, total_steps=repeats + 1)  # the warm-up and timed steps
+    steps = iter(range(repeats + 1))
 
     def step() -> None:
-        out = model(pipe(images, g))
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        model.after_step(2, 100)
-        last["z"] = [z.detach() for z in out["embeddings"]]
+        out = sslab.step(model, opt, pipe(images, g), next(steps))
+        last["z"] = [z.detach() for z in out.embeddings]
 
     views = monitor.probe_views(pipe, probe_images(pretrain, cfg.diagnostics.probe_size), "cpu")
 

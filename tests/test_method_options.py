@@ -1,7 +1,7 @@
 """A method's options are exactly those that act on it.
 
 For every method and every option it accepts, the option is set to another valid value and a short
-training run (4 SGD steps of the step protocol on fixed views) is compared with the default's: the
+training run (3 SGD steps of ``sslab.step`` on fixed views) is compared with the default's: the
 parameter groups, the final state or a loss must differ. An option declared to act only under a
 condition (``acts_when``: ``pred_hidden_dim`` only with ``predictor=mlp``) is checked both ways: it
 acts when the condition holds, changes nothing when it does not -- and is then refused when typed.
@@ -11,6 +11,8 @@ import functools
 
 import pytest
 import torch
+
+import sslab
 
 from sslab.config import ConfigError, resolve
 from sslab.data import dataset_info, load_split, view_pipeline
@@ -80,14 +82,8 @@ def _fingerprint(name: str, options: dict, views) -> tuple:
               for g in m.parameter_groups()]
     opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05)
     losses = []
-    for step in range(3):
-        loss = m(views)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        m.before_optimizer_step(step)
-        opt.step()
-        m.after_step(step + 1, 3)
-        losses.append(loss.detach())
+    for i in range(3):
+        losses.append(sslab.step(m, opt, views, i).loss.detach())
     return groups, losses, m.state_dict()
 
 

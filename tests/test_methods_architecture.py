@@ -176,7 +176,7 @@ def test_nnclr_loss_and_support_set_follow_the_paper(views):
             terms.append(-torch.log_softmax(logits, 0)[i])
         return torch.stack(terms).mean()
 
-    assert torch.allclose(out["loss"], (eqn2(u[0], p[1]) + eqn2(u[1], p[0])) / 2, atol=1e-5)
+    assert torch.allclose(out.loss, (eqn2(u[0], p[1]) + eqn2(u[1], p[0])) / 2, atol=1e-5)
     m.after_step(1, 1)  # the first view's normalised projections enter the support set, FIFO
     n = u[0].shape[0]
     assert torch.allclose(m.support.keys[:n], u[0], atol=1e-6) and torch.equal(m.support.keys[n:], support[n:])

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import sslab
 from sslab.data import dataset_info, load_split, view_pipeline
 from sslab.methods import METHODS, build_method
 from sslab.nets import create_backbone
@@ -47,15 +48,10 @@ def run(name, images, steps, seed=0, lr=2e-3, **overrides):
     losses = []
     for step in range(1, steps + 1):
         batch = images[torch.randperm(len(images), generator=g)[:64]]
-        out = m(pipe(batch, g))
-        opt.zero_grad()
-        out["loss"].backward()
-        m.before_optimizer_step(step - 1)
-        opt.step()
-        m.after_step(step, steps)
+        out = sslab.step(m, opt, pipe(batch, g), step - 1)
         # DINO's cross-entropy includes the teacher's entropy, which rises as the teacher sharpens
         # away from its uniform start; what it minimises for a given teacher is the KL (DINO Fig. 7)
-        losses.append(out["kl" if name == "dino" else "loss"].item())
+        losses.append((out.scalars["kl"] if name == "dino" else out.loss).item())
     return m, pipe, losses
 
 
@@ -106,7 +102,7 @@ def test_embed_views_are_the_embeddings_the_loss_sees(name, images):
     pipe = view_pipeline(METHODS[name].views, info.resolution, mean=info.mean, std=info.std)
     views = pipe(images[:32], torch.Generator().manual_seed(0))
     with torch.no_grad():
-        forward = m(views)["embeddings"][:2]
+        forward = m(views).embeddings[:2]
         _, probe = m.embed_views(views)
     assert len(probe) == 2
     for a, b in zip(forward, probe):

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+import sslab
 from sslab.methods import METHODS, build_method
 from sslab.methods.parts import CorrelationEstimate, directcopy_predictor, directset_predictor
 from sslab.nets import create_backbone
@@ -69,16 +70,35 @@ def views(n=16, seed=0):
 
 
 def train_steps(m, steps, lr=0.05, callback=None, start=1):
+    """Steps ``start`` .. ``start + steps - 1`` (1-based) through ``sslab.step``; a method whose test configured no
+    schedule gets one step per epoch and ``steps`` in all."""
+    if not m.schedule_configured:
+        m.configure_schedule(steps_per_epoch=1, total_steps=steps)
     opt = build_optimizer("sgd", m.parameter_groups(), lr=lr, weight_decay=4e-4)
     for step in range(start, start + steps):
-        out = m(views(seed=step))
-        opt.zero_grad()
-        out["loss"].backward()
-        m.before_optimizer_step(step - 1)
-        opt.step()
-        m.after_step(step, steps)
+        sslab.step(m, opt, views(seed=step), step - 1)
         if callback:
             callback(step, m)
+
+
+def test_a_step_needs_its_schedule_and_calls_the_hooks_in_order():
+    m = small("byol")
+    opt = build_optimizer("sgd", m.parameter_groups(), lr=0.05)
+    with pytest.raises(ValueError, match=r"^BYOL has no schedule: call method.configure_schedule\(steps_per_epoch, "):
+        sslab.step(m, opt, views(), 0)
+    m.configure_schedule(steps_per_epoch=2, total_steps=6)
+    calls, after, update = [], m.after_step, opt.step
+
+    def before(step):
+        calls.append(("before", step, all(p.grad is not None for p in m.projector.parameters())))
+
+    m.before_optimizer_step = before
+    opt.step = lambda: (calls.append(("update",)), update())
+    m.after_step = lambda step, total: (calls.append(("after", step, total)), after(step, total))
+    out = sslab.step(m, opt, views(), 4)  # the fifth step: 4 done before it
+    assert calls == [("before", 4, True), ("update",), ("after", 5, 6)]  # gradients there before the hook
+    assert isinstance(out, sslab.StepOutput) and out.loss.grad_fn is not None and out.scalars == {}
+    assert len(out.targets) == 2 and all(not t.requires_grad for t in out.targets)  # the EMA target's, per direction
 
 
 def test_directpred_resets_every_freq_steps_with_gradient_steps_between():
@@ -138,7 +158,7 @@ def test_stop_gradient_switch_changes_gradients_and_needs_no_ema():
     for sg in (True, False):
         torch.manual_seed(0)
         m = small("simsiam", stop_gradient=sg)
-        m(views())["loss"].backward()
+        m(views()).loss.backward()
         grads[sg] = m.projector[0].weight.grad.clone()
     assert not torch.allclose(grads[True], grads[False])
     with pytest.raises(ValueError, match="stop_gradient=false needs momentum=0"):
@@ -201,4 +221,4 @@ def test_every_method_listed_with_a_family_and_builds():
         kw |= {"num_prototypes": 10} if name == "swav" else {}
         m = small(name, **kw)
         out = m(v)
-        assert torch.isfinite(out["loss"]) and out["features"].shape == (32, m.feature_dim), name
+        assert torch.isfinite(out.loss) and out.features.shape == (32, m.feature_dim), name

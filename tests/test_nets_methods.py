@@ -110,15 +110,15 @@ def test_methods_forward_backward_and_symmetric_loss():
                  "vicreg", "center"):
         m = small(name)
         out = m(views)
-        assert out["loss"].ndim == 0 and torch.isfinite(out["loss"])
-        assert out["features"].shape == (8, m.feature_dim)
-        out["loss"].backward()
+        assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+        assert out.features.shape == (8, m.feature_dim)
+        out.loss.backward()
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.backbone.parameters())
     m = small("byol").eval()
-    a = m(views)["loss"]
-    b = m(views[::-1])["loss"]
+    a = m(views).loss
+    b = m(views[::-1]).loss
     assert torch.allclose(a, b, atol=1e-6)  # ½[D(p1, z2') + D(p2, z1')] is symmetric in the views
-    bounded = small("simsiam")(views)["loss"].item()
+    bounded = small("simsiam")(views).loss.item()
     assert -1.0 <= bounded <= 1.0 and not math.isnan(bounded)
 
 
@@ -136,13 +136,13 @@ def test_dimension_contrastive_uses_the_chosen_loss_and_center_method_terms():
     for name, fn in (("barlow_twins", lambda a, b: barlow_twins(a, b, lambd=0.0051)), ("vicreg", vicreg)):
         m = small(name).eval()
         out = m(views)
-        assert torch.allclose(out["loss"], fn(*out["embeddings"]), atol=1e-6)
+        assert torch.allclose(out.loss, fn(*out.embeddings), atol=1e-6)
         assert isinstance(m.projector[-1], nn.Linear) and m.projector[-1].bias is None  # official last layer
     m = small("center", center_weight=2.0).eval()
     out = m(views)
-    z1, z2 = out["embeddings"]
+    z1, z2 = out.embeddings
     cos = torch.nn.functional.cosine_similarity(z1, z2).mean()
-    assert torch.allclose(out["loss"], -cos + 2.0 * center_penalty(torch.cat([z1, z2])), atol=1e-6)
+    assert torch.allclose(out.loss, -cos + 2.0 * center_penalty(torch.cat([z1, z2])), atol=1e-6)
     with pytest.raises(ValueError, match="valid choices: barlow_twins, vicreg"):
         small("barlow_twins", loss="mse")
 
@@ -155,12 +155,12 @@ def test_simclr_presets_use_their_loss_variant():
     for name, kw in cases.items():
         m = small(name).eval()
         out = m(views)
-        assert torch.allclose(out["loss"], info_nce(*out["embeddings"], 0.5, **kw), atol=1e-6)
+        assert torch.allclose(out.loss, info_nce(*out.embeddings, 0.5, **kw), atol=1e-6)
         if name != "simclr_abs":  # at random init all cosines may be positive, where abs changes nothing
-            assert not torch.allclose(out["loss"], info_nce(*out["embeddings"], 0.5), atol=1e-6)
+            assert not torch.allclose(out.loss, info_nce(*out.embeddings, 0.5), atol=1e-6)
     m = small("spectral_contrastive").eval()
     out = m(views)
-    assert torch.allclose(out["loss"], spectral_contrastive(*out["embeddings"]), atol=1e-6)
+    assert torch.allclose(out.loss, spectral_contrastive(*out.embeddings), atol=1e-6)
 
 
 def test_cosine_schedule_and_per_parameter_clipping():

@@ -55,7 +55,7 @@ def test_byol_loss_scale_equals_the_official_two_minus_two_cos_sum_with_its_grad
     views = [torch.randn(16, 1, 28, 28, generator=g) for _ in range(2)]
     torch.manual_seed(0)
     m = small("byol", loss_scale="byol").train()
-    loss = m(views)["loss"]
+    loss = m(views).loss
     loss.backward()
     ours = m.projector[0].weight.grad.clone()
     m.zero_grad()
@@ -73,7 +73,7 @@ def test_byol_loss_scale_equals_the_official_two_minus_two_cos_sum_with_its_grad
     torch.manual_seed(0)
     d = small("byol").train()
     d.load_state_dict(m.state_dict())
-    d(views)["loss"].backward()
+    d(views).loss.backward()
     assert torch.allclose(4 * d.projector[0].weight.grad, ours, atol=1e-6)
 
 
@@ -130,9 +130,9 @@ def test_moco_v2_queue_starts_as_random_unit_vectors_as_the_official_builder():
     views = [torch.randn(16, 1, 28, 28, generator=g) for _ in range(2)]
     m = small("moco_v2", queue_size=64).train()
     assert m.queue.full and torch.allclose(m.queue.keys.norm(dim=1), torch.ones(64))  # moco/builder.py: randn, normalize
-    assert m(views)["loss"] > 1.0  # 64 negatives from the first step: about log(65)
+    assert m(views).loss > 1.0  # 64 negatives from the first step: about log(65)
     empty = small("moco_v2", queue_size=64, queue_init="zeros").train()
-    assert float(empty(views)["loss"].detach()) == 0.0  # an empty queue and no batch negatives: log(1), nothing to learn
+    assert float(empty(views).loss.detach()) == 0.0  # an empty queue and no batch negatives: log(1), nothing to learn
 
 
 def test_w_mse_projects_both_views_in_one_batch_as_the_official_head():
@@ -209,8 +209,8 @@ def test_optimal_predictor_method_uses_online_and_target_correlations():
                      proj_dim=8, reg=0.1)
     views = [torch.randn(16, 1, 28, 28), torch.randn(16, 1, 28, 28)]
     out = m(views)
-    z1, z2 = (z.detach() for z in out["embeddings"])
-    t1, t2 = m.target(views, out["embeddings"])  # the EMA target's embeddings of the same views
+    z1, z2 = (z.detach() for z in out.embeddings)
+    t1, t2 = m.target(views, out.embeddings)  # the EMA target's embeddings of the same views
     m.after_step(1, 10)
     f = torch.cat([z1, z2])
     corr = f.T @ f / f.shape[0]

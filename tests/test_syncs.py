@@ -30,6 +30,7 @@ from sslab.data.views import (
     adjust_saturation,
     color_jitter,
 )
+from sslab.methods import StepOutput
 
 #: the methods whose steady-state step must be free of host reads (the issue's list)
 SYNC_FREE = ("simclr", "byol", "simsiam", "moco_v3", "vicreg", "barlow_twins", "directpred", "directcopy", "swav", "dino")
@@ -310,25 +311,28 @@ def test_online_probe_masks_unlabelled_samples():
     feats = torch.randn(6, module.method.feature_dim)
     labels = torch.tensor([3, -1, 1, -1, 0, 2])
     module.method = _FixedFeatures(feats)
-    loss = module.step_loss([torch.zeros(6, 1)] * 2, labels)
+    loss, out = module.step_loss([torch.zeros(6, 1)] * 2, labels)
+    assert out.features is feats
     logits = module.probe(feats)
     keep = labels >= 0
     assert torch.allclose(loss - 1.0, F.cross_entropy(logits[keep], labels[keep]), atol=1e-6)
     correct = int((logits[keep].argmax(1) == labels[keep]).sum())
     assert module.probe_counts.tolist() == [correct, 4]
-    none = module.step_loss([torch.zeros(6, 1)] * 2, torch.full((6,), -1))
+    none, _ = module.step_loss([torch.zeros(6, 1)] * 2, torch.full((6,), -1))
     assert none.item() == pytest.approx(1.0)  # no labels: the probe adds nothing (and no NaN)
 
 
 class _FixedFeatures(torch.nn.Module):
-    """A stand-in method: loss 1, the given features, two identical embeddings."""
+    """A stand-in method (its schedule configured): loss 1, the given features, two identical embeddings."""
+
+    schedule_configured = True
 
     def __init__(self, feats):
         super().__init__()
         self.feats = feats
 
     def forward(self, views):
-        return {"loss": torch.tensor(1.0), "features": self.feats, "embeddings": [self.feats, self.feats]}
+        return StepOutput(torch.tensor(1.0), self.feats, [self.feats, self.feats])
 
 
 @pytest.mark.gpu

@@ -1,12 +1,14 @@
 """Time one case three ways: the plain loop by phase, the floor, and the engine (Lightning) loop.
 
-* **plain loop** -- the engine's own step without Lightning: ``module.make_views`` →
-  ``module.step_loss`` (the method's loss plus the online probe's) → backward → the module's
-  pre-step hook, optimiser step, schedule → ``method.after_step``; each phase timed with the
-  device synchronised at its ends, median over the steps;
+* **plain loop** -- the engine's own step without Lightning, the pieces of :func:`sslab.step`
+  (:mod:`sslab.methods.step`) with the engine's hooks between them: ``module.make_views`` →
+  ``module.step_loss`` (the method's forward, its loss plus the online probe's) → backward → the
+  module's pre-step hook (``before_update``, clipping, weight-decay schedule), optimiser step,
+  schedule → ``after_update`` (``method.after_step``); each phase timed with the device
+  synchronised at its ends, median over the steps;
 * **floor** -- the bare forward + backward of the same networks on views made once beforehand:
-  ``method(views)["loss"].backward()`` (an EMA target's forward runs inside it, so it counts in
-  the floor); the floor ratio is the full step over this;
+  ``forward(method, views).loss.backward()`` (an EMA target's forward runs inside it, so it counts
+  in the floor); the floor ratio is the full step over this;
 * **engine loop** -- the real training loop (``pl.Trainer`` with the engine's module) over the
   same steps, timed end to end without per-step synchronisation, against the plain loop timed
   the same way: what Lightning and the engine's hooks add. With a :class:`SyncCounter`, the same
@@ -26,6 +28,7 @@ import torch
 from ..data import TensorImages
 from ..engine.module import SSLModule
 from ..engine.steps import LoopRun, fit_steps, synchronize
+from ..methods.step import after_update, forward
 from .case import Case
 from .syncs import SyncCounter
 
@@ -92,7 +95,7 @@ class PlainLoop:
             views = m.make_views(images)
             mark()
             with autocast(self.device, self.case.precision):
-                loss = m.step_loss(views, labels)
+                loss, _ = m.step_loss(views, labels)
             self.last_loss = loss.detach()
             mark()
             (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -106,7 +109,7 @@ class PlainLoop:
             opt.zero_grad(set_to_none=True)
             self.schedule.step()
             mark()
-            m.method.after_step(i + 1, self.total)
+            after_update(m.method, i)
             mark()
         return {p: marks[k + 1] - marks[k] for k, p in enumerate(PHASES)} if sync else {}
 
@@ -139,12 +142,12 @@ def median_ms(samples: list[float]) -> float:
 
 
 def floor_step(module: SSLModule, views: list[torch.Tensor], precision: str, device: torch.device) -> float:
-    """Seconds of one ``method(views)["loss"].backward()`` on fixed views (device synchronised at both ends)."""
+    """Seconds of one ``forward(method, views).loss.backward()`` on fixed views (device synchronised at both ends)."""
     method = module.method
     synchronize(device)
     t0 = time.perf_counter()
     with autocast(device, precision):
-        loss = method(views)["loss"]
+        loss = forward(method, views).loss
     loss.backward()
     method.zero_grad(set_to_none=True)
     synchronize(device)

@@ -230,6 +230,7 @@ def time_predictor(job: Job, steps: int = TIMING_STEPS) -> dict[str, Any]:
     from ..data import dataset_info
     from ..methods import method_arguments
     from ..methods.parts.direct import DirectPredictor
+    from ..methods.step import step as sslab_step
 
     cfg = job.config()
     args = {**method_arguments(cfg.method), **cfg.method_args}
@@ -252,14 +253,10 @@ def time_predictor(job: Job, steps: int = TIMING_STEPS) -> dict[str, Any]:
     size = cfg.image_size or info.image_size
     views = [torch.rand(cfg.batch_size, info.channels, size, size, generator=g) for _ in range(2)]
     opt = torch.optim.SGD(method.parameters(), lr=1e-3, momentum=0.9)
+    method.configure_schedule(steps_per_epoch=total, total_steps=total)
 
     def train_step(step: int) -> None:  # the engine's step protocol, without the engine's logging
-        loss = method(views)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        method.before_optimizer_step(step - 1)
-        opt.step()
-        method.after_step(step, total)
+        sslab_step(method, opt, views, step - 1)
 
     metrics = {"predictor_ms": _median_ms(predictor_step, steps, warmup),
                "step_ms": _median_ms(train_step, max(5, steps // 10), 2)}

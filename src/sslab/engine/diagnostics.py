@@ -1,6 +1,6 @@
 """The diagnostics monitor: every K steps, the stability numbers of sslab.diagnostics, logged.
 
-On the current batch (the embeddings the loss saw) and on a fixed probe set (the first
+On the current batch (the embeddings the loss saw, from the step's output) and on a fixed probe set (the first
 ``probe_size`` train images, two views drawn once with a fixed seed, embedded in eval mode), it
 logs the center-vector statistics, effective rank, RankMe, α-ReQ, z_std, alignment, uniformity
 and the duality statistics, and -- for a linear predictor -- its alignment with F̂ (the method's
@@ -61,7 +61,8 @@ class DiagnosticsMonitor(pl.Callback):
         if not self.cfg.every or step % self.cfg.every:
             return
         pl_module.raise_if_nonfinite()  # diagnostics read the model anyway: a non-finite one is an error, not a trace
-        batch_stats = embedding_stats(*pl_module.last_embeddings[:2], center_threshold=self.cfg.center_threshold,
+        embeddings = outputs["step"].embeddings  # the step's StepOutput (SSLModule.training_step), detached
+        batch_stats = embedding_stats(*embeddings[:2], center_threshold=self.cfg.center_threshold,
                                       dimensional_fraction=self.cfg.dimensional_fraction)
         probe = self.probe(pl_module, step)
         for prefix, stats in (("diag_batch", batch_stats), ("diag_probe", probe)):

@@ -1,10 +1,16 @@
 """The one LightningModule that trains any method: views on the device, the method's loss, a probe.
 
 Per step: uint8 batch (with ``decode=device``, image files decoded on the device first) -> views
-(generator seeded by ``(seed, global_step, rank)``, so a resumed run draws the same views) ->
-``method(views)`` -> loss (+ the online linear probe's cross-entropy on detached features) -> optimiser
-step -> ``method.after_step`` -> callbacks.
-Every other scalar (0-dim tensor) the method returns is logged as ``method/<name>`` (epoch mean).
+(generator seeded by ``(seed, global_step, rank)``, so a resumed run draws the same views) -> the
+method's :class:`~sslab.methods.StepOutput` -> loss (+ the online linear probe's cross-entropy on
+detached features) -> backward -> ``method.before_optimizer_step`` -> optimiser step ->
+``method.after_step`` -> callbacks. This is :func:`sslab.step`'s protocol with Lightning's automatic
+optimisation (mixed precision, gradient scaling, clipping) around it: its pieces
+(:mod:`sslab.methods.step`) are called from one hook each, ``forward`` in ``training_step``,
+``before_update`` in ``on_before_optimizer_step``, ``after_update`` in ``optimizer_step``.
+The output's ``scalars`` are logged as ``method/<name>`` (epoch mean); ``training_step`` returns
+``{"loss": ..., "step": <the StepOutput, detached>}``, which Lightning hands the callbacks'
+``on_train_batch_end`` as ``outputs`` (the diagnostics monitor reads the embeddings there).
 
 Nothing in a step reads a tensor on the host (on a GPU that would make the CPU wait for every
 queued kernel, so it could never run ahead): the loss's finiteness is recorded on the device and
@@ -27,7 +33,8 @@ from torch import nn
 from ..data.decode import as_images
 from ..data.loaders import seeded_generator
 from ..data.views import ViewPipeline
-from ..methods import SSLMethod
+from ..methods import SSLMethod, StepOutput
+from ..methods.step import after_update, before_update, forward
 from ..optim import build_optimizer, clip_per_parameter, cosine_schedule, warmup_cosine
 
 
@@ -78,22 +85,22 @@ class SSLModule(pl.LightningModule):
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         return views
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> dict:
         images, labels, _ = batch
-        return self.step_loss(self.make_views(as_images(images, self.device)), labels)
+        loss, out = self.step_loss(self.make_views(as_images(images, self.device)), labels)
+        return {"loss": loss, "step": out.detach()}  # Lightning: outputs["step"] in on_train_batch_end
 
-    def step_loss(self, views: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
-        """The loss to minimise on ``views`` (the method's, plus the online probe's), with its metrics logged."""
-        out = self.method(views)
-        self.last_embeddings = [z.detach() for z in out["embeddings"]]  # for the diagnostics monitor
-        loss = out["loss"]
+    def step_loss(self, views: list[torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, StepOutput]:
+        """The loss to minimise on ``views`` (the method's, plus the online probe's), with its metrics logged,
+        and the method's output."""
+        out = forward(self.method, views)
+        loss = out.loss
         self.record_nonfinite(loss)
         self.log("train/loss", loss, on_step=True, on_epoch=True, sync_dist=True)
-        for name, value in out.items():  # the method's own scalars (DINO's teacher entropy and KL, the center's ‖s‖²)
-            if name != "loss" and isinstance(value, torch.Tensor) and value.ndim == 0:
-                self.log(f"method/{name}", value.detach().float(), on_step=False, on_epoch=True, sync_dist=True)
+        for name, value in out.scalars.items():  # the method's own (DINO's teacher entropy and KL, the center's ‖s‖²)
+            self.log(f"method/{name}", value.detach().float(), on_step=False, on_epoch=True, sync_dist=True)
         with torch.no_grad():  # collapse check: ~1/sqrt(D) when healthy, 0 when collapsed (SimSiam §4.1)
-            z = F.normalize(out["embeddings"][0].float(), dim=1)
+            z = F.normalize(out.embeddings[0].float(), dim=1)
             self.log("train/z_std", z.std(0).mean(), on_step=False, on_epoch=True, sync_dist=True)
         total = loss
         if self.probe is not None:
@@ -102,12 +109,12 @@ class SSLModule(pl.LightningModule):
             labelled = labels >= 0
             count = labelled.sum()
             weight = labelled.float() / count.clamp(min=1)
-            logits = self.probe(out["features"].detach())
+            logits = self.probe(out.features.detach())
             probe_loss = (F.cross_entropy(logits, labels.clamp(min=0), reduction="none") * weight).sum()
             self.probe_counts += torch.stack([((logits.argmax(1) == labels) & labelled).sum(), count])
             self.log("train/online_probe_loss", probe_loss, on_step=False, on_epoch=True, sync_dist=True)
             total = total + probe_loss
-        return total
+        return total, out
 
     def record_nonfinite(self, loss: torch.Tensor) -> None:
         """Remember the first non-finite loss on the device; :meth:`raise_if_nonfinite` reads it."""
@@ -133,7 +140,7 @@ class SSLModule(pl.LightningModule):
             self.log("train/online_probe_acc", counts[0] / counts[1].clamp(min=1))
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        self.method.before_optimizer_step(self.global_step)
+        before_update(self.method, self.global_step)  # global_step: steps done before this one
         o = self.optim_cfg
         if o.clip_grad:
             clip_per_parameter(self.method.parameters(), o.clip_grad)
@@ -148,9 +155,9 @@ class SSLModule(pl.LightningModule):
         super().optimizer_step(*args, **kwargs)
         # right after the update, before any callback looks at the model (the diagnostics monitor must see
         # DirectPred's reset predictor and the EMA target of this step); Lightning counts this step as
-        # completed only after this hook returns, hence + 1
+        # completed only after this hook returns: global_step is still the steps done before it
+        after_update(self.method, self.global_step)
         done = self.global_step + 1
-        self.method.after_step(done, self.total_steps)
         # before any callback sees the model: never a checkpoint, kNN or diagnostics of non-finite weights
         if done % self.check_every == 0 or done % self.steps_per_epoch == 0:
             self.raise_if_nonfinite()

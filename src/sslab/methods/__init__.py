@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from . import asymmetric, center, clustering, contrastive, dimension, distillation, nnclr  # noqa: F401  (register)
 from .asymmetric import BYOL, DirectPred, SimSiam
-from .base import Part, SSLMethod
+from .base import Part, SSLMethod, StepOutput
 from .center import CenterVector
 from .clustering import SwAV
 from .contrastive import MoCo, SimCLR
@@ -31,5 +31,6 @@ from .spec import FAMILIES, METHODS, MethodSpec, build_method, method_arguments,
 
 __all__ = [
     "BYOL", "DINO", "FAMILIES", "METHODS", "NNCLR", "CenterVector", "DimensionContrastive", "DirectPred", "MethodSpec",
-    "MoCo", "Part", "SSLMethod", "Siamese", "SimCLR", "SimSiam", "SwAV", "build_method", "method_arguments", "method_spec",
+    "MoCo", "Part", "SSLMethod", "Siamese", "SimCLR", "SimSiam", "StepOutput", "SwAV", "build_method", "method_arguments",
+    "method_spec",
 ]

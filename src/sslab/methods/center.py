@@ -18,7 +18,7 @@ from torch import nn
 
 from ..losses import center_penalty
 from ..nets import mlp
-from .base import SSLMethod
+from .base import SSLMethod, StepOutput
 from .spec import MethodSpec, mnist_recipes, register
 
 
@@ -35,13 +35,12 @@ class CenterVector(SSLMethod):
         self.projector = mlp(self.feature_dim, proj_hidden_dim, proj_dim, proj_layers)
         self.center_weight = center_weight
 
-    def forward(self, views: list[torch.Tensor]) -> dict:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         feats, z = self.embed_views(views)
         alignment = F.cosine_similarity(z[0], z[1], dim=1).mean()
         center = center_penalty(torch.cat(z))
         loss = -alignment + self.center_weight * center
-        return {"loss": loss, "features": feats[0], "embeddings": z, "center_sq": center.detach(),
-                "alignment": alignment.detach()}
+        return StepOutput(loss, feats[0], z, scalars={"center_sq": center.detach(), "alignment": alignment.detach()})
 
 
 register(MethodSpec(name="center", family="explicit center", cls=CenterVector, views="simclr",

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..losses import swav
 from ..nets import mlp
-from .base import SSLMethod, by_resolution, split_like
+from .base import SSLMethod, StepOutput, by_resolution, split_like
 from .parts import HostMirror, Queue
 from .spec import MethodSpec, acts_when_positive, register, standard_recipes
 
@@ -53,7 +53,7 @@ class SwAV(HostMirror, SSLMethod):
         """The ℓ2-normalised projection that the prototypes score."""
         return F.normalize(self.projector(features), dim=1)
 
-    def forward(self, views: list[torch.Tensor]) -> dict:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         # official: crops of one resolution through the backbone together, then the head on all crops at once
         feats = by_resolution(self.backbone, views)
         z = split_like(self.embed(torch.cat(feats)), feats)
@@ -65,7 +65,7 @@ class SwAV(HostMirror, SSLMethod):
             for q, zi in zip(self.queues, z[:2]):
                 q.stage(zi)
         loss = swav(scores, self.temperature, self.epsilon, self.sinkhorn_iterations, (0, 1), queue_scores)
-        return {"loss": loss, "features": feats[0], "embeddings": z[:2]}
+        return StepOutput(loss, feats[0], z[:2])
 
     @property
     def queue_started(self) -> bool:

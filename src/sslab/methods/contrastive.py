@@ -22,7 +22,7 @@ from torch import nn
 from ..losses import info_nce, momentum_contrast, spectral_contrastive, standardize_dimensions
 from ..losses.contrastive import NEGATIVE_TRANSFORMS
 from ..nets import mlp
-from .base import SSLMethod, check_choice
+from .base import SSLMethod, StepOutput, check_choice
 from .parts import EMATarget, Predictor, Queue
 from .siamese import Siamese
 from .spec import MethodSpec, acts_when_in, acts_when_positive, mnist_recipes, register, standard_recipes
@@ -49,11 +49,11 @@ class SampleContrastive(SSLMethod):
     def contrast(self, k1: torch.Tensor, k2: torch.Tensor) -> torch.Tensor:
         """The loss of the two views' (standardised) embeddings."""
 
-    def forward(self, views: list[torch.Tensor]) -> dict:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         feats, z = self.embed_views(views)
         k = z if self.standardize == "none" else [standardize_dimensions(zi, scale=self.standardize == "dimension") for zi in z]
         loss = self.contrast(k[0], k[1])
-        return {"loss": loss, "features": feats[0], "embeddings": z}
+        return StepOutput(loss, feats[0], z)
 
 
 class SimCLR(SampleContrastive):
@@ -124,10 +124,10 @@ class MoCo(Siamese):
                                  batch_negatives=self.batch_negatives)
         return loss * (2 * self.temperature) if self.temperature_scale else loss
 
-    def forward(self, views: list[torch.Tensor]) -> dict:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         out = super().forward(views)
         if self.queue is not None and self.training:  # this step's keys join the queue in after_step
-            self.queue.stage(*[F.normalize(k.detach(), dim=1) for k in out["targets"]])
+            self.queue.stage(*[F.normalize(k.detach(), dim=1) for k in out.targets])
         return out
 
 

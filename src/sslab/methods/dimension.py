@@ -21,7 +21,7 @@ from torch import nn
 from ..losses import barlow_twins, vicreg, vicreg_exp, w_mse
 from ..losses.redundancy import CTR_CENTERINGS
 from ..nets import mlp
-from .base import SSLMethod, check_choice
+from .base import SSLMethod, StepOutput, check_choice
 from .contrastive import GARRIDO
 from .spec import MethodSpec, mnist_recipes, register, standard_recipes
 
@@ -39,9 +39,9 @@ class DimensionContrastive(SSLMethod):
     def loss(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """The method's loss of the two views' embeddings."""
 
-    def forward(self, views: list[torch.Tensor]) -> dict:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         feats, z = self.embed_views(views)
-        return {"loss": self.loss(z[0], z[1]), "features": feats[0], "embeddings": z}
+        return StepOutput(self.loss(z[0], z[1]), feats[0], z)
 
 
 class BarlowTwins(DimensionContrastive):

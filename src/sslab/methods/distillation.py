@@ -17,7 +17,7 @@ from torch import nn
 
 from ..losses import dino
 from ..losses.distributed import world_size
-from .base import Part, SSLMethod, by_resolution, split_like
+from .base import Part, SSLMethod, StepOutput, by_resolution, split_like
 from .parts import EMATarget, HostMirror
 from .spec import MethodSpec, acts_when_positive, register, standard_recipes
 
@@ -123,7 +123,7 @@ class DINO(HostMirror, SSLMethod):
         """The head's ℓ2-normalised bottleneck (before the weight-normalised prototypes layer)."""
         return self.head.bottleneck(features)
 
-    def forward(self, views: list[torch.Tensor]) -> dict:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         # official MultiCropWrapper: crops of one resolution through the backbone together, the head on all at once
         feats = by_resolution(self.backbone, views)
         student = split_like(self.head(torch.cat(feats)), feats)
@@ -137,8 +137,7 @@ class DINO(HostMirror, SSLMethod):
         if self.training:
             self.center.stage(torch.cat(teacher))
         embeddings = [self.embed(f) for f in feats[:2]]
-        return {"loss": loss, "features": feats[0], "embeddings": embeddings, "teacher_entropy": entropy,
-                "kl": loss.detach() - entropy}
+        return StepOutput(loss, feats[0], embeddings, scalars={"teacher_entropy": entropy, "kl": loss.detach() - entropy})
 
     def before_optimizer_step(self, step: int) -> None:
         if self.epoch_of(step) < self.freeze_last_layer:  # official cancel_gradients_last_layer

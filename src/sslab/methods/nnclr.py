@@ -22,7 +22,7 @@ from torch import nn
 
 from ..losses import momentum_contrast
 from ..nets import mlp
-from .base import SSLMethod
+from .base import SSLMethod, StepOutput
 from .parts import Predictor, Queue
 from .spec import MethodSpec, register, standard_recipes
 
@@ -44,7 +44,7 @@ class NNCLR(SSLMethod):
         self.support = Queue(queue_size, proj_dim, gather_keys=True, init="random")
         self.temperature = temperature
 
-    def forward(self, views: list[torch.Tensor]) -> dict:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         feats, z = self.embed_views(views)
         p = [self.predictor(zi) for zi in z]
         u = [F.normalize(zi.detach(), dim=1) for zi in z]
@@ -53,7 +53,7 @@ class NNCLR(SSLMethod):
         if self.training:
             self.support.stage(u[0])
         # nn_similarity: mean cos(z1, NN(z1)), how close the support set's neighbours are (logged as method/nn_similarity)
-        return {"loss": loss, "features": feats[0], "embeddings": z, "nn_similarity": (nn1 * u[0]).sum(1).mean()}
+        return StepOutput(loss, feats[0], z, scalars={"nn_similarity": (nn1 * u[0]).sum(1).mean()})
 
 
 register(MethodSpec(name="nnclr", family="sample-contrastive", cls=NNCLR, views="byol",

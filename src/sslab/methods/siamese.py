@@ -21,7 +21,7 @@ from abc import abstractmethod
 import torch
 from torch import nn
 
-from .base import Part, SSLMethod, check_choice
+from .base import Part, SSLMethod, StepOutput, check_choice
 from .parts import Predictor
 
 WEIGHT_DECAY_ON = ("all", "predictor")
@@ -51,7 +51,7 @@ class Siamese(SSLMethod):
         """(prediction, target) of each direction the loss averages."""
         return [(p[0], t[1]), (p[1], t[0])] if self.symmetric else [(p[0], t[1])]
 
-    def forward(self, views: list[torch.Tensor]) -> dict:
+    def forward(self, views: list[torch.Tensor]) -> StepOutput:
         feats, z = self.embed_views(views)
         if self.training:
             self.predictor.observe(z)
@@ -61,7 +61,7 @@ class Siamese(SSLMethod):
             self.predictor.observe_targets(t)
         pairs = self.pairs(p, t)
         loss = self.combine([self.criterion(a, b) for a, b in pairs])
-        return {"loss": loss, "features": feats[0], "embeddings": z, "predictions": p, "targets": [b for _, b in pairs]}
+        return StepOutput(loss, feats[0], z, targets=[b for _, b in pairs])
 
     def parameter_groups(self) -> list[dict]:
         trunk = [p for n, p in self.named_parameters() if p.requires_grad and not n.startswith("predictor.")]
