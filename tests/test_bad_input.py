@@ -77,7 +77,6 @@ CASES = [
     ("crop scale", lambda t: ["train", "crop_scale=[2, 1]"], ["'crop_scale'", "0 < low <= high <= 1"]),
     ("image size 0", lambda t: ["train", "image_size=0"], ["'image_size': 0", ">= 8"]),
     ("probe size", lambda t: ["train", "diagnostics.probe_size=0"], ["'diagnostics.probe_size': 0", ">= 2"]),
-    ("kill step", lambda t: ["train", "kill_at_step=0"], ["'kill_at_step': 0", ">= 1"]),
     ("optimizer", lambda t: ["train", "optim.name=foo"], ["'optim.name': 'foo'", "adamw"]),
     ("lr", lambda t: ["train", "optim.lr=-1"], ["'optim.lr': -1.0", "> 0"]),
     ("betas", lambda t: ["train", "optim.betas=[0.9, 1.5]"], ["'optim.betas'", "0 to 1"]),
