@@ -43,6 +43,7 @@ class SSLModule(pl.LightningModule):
         steps_per_epoch: int,
         epochs: int,
         global_batch: int,
+        *,
         seed: int = 0,
         online_probe: bool = True,
         channels_last: bool = False,
