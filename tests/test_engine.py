@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -106,11 +107,13 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
     r = run_cli("train", *TINY, "eval.knn_every=1", "--out", str(full))
     assert r.returncode == 0, r.stderr[-2000:]
     # 22 steps per epoch: die hard in the middle of epoch 2, after the epoch-1 checkpoint
-    r = run_cli("train", *TINY, "eval.knn_every=1", "kill_at_step=30", "--out", str(killed))
+    fault_run = str(Path(__file__).with_name("fault_run.py"))  # sslab's command line with a test-side fault
+    r = subprocess.run([sys.executable, fault_run, "kill_after_step=30", "train", *TINY, "eval.knn_every=1", "--out",
+                        str(killed)], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"}, timeout=600)
     assert r.returncode == 137, r.stderr[-2000:]
     assert safe_load(killed / "checkpoints" / "last.ckpt")["global_step"] == 22
     assert not (killed / "summary.json").exists()
-    r = run_cli("train", "kill_at_step=null", "--out", str(killed), "--resume")
+    r = run_cli("train", "--out", str(killed), "--resume")
     assert r.returncode == 0, r.stderr[-2000:]
     a = safe_load(full / "checkpoints" / "last.ckpt")
     b = safe_load(killed / "checkpoints" / "last.ckpt")

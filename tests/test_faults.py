@@ -1,13 +1,16 @@
 """Fault injection: runs killed at seeded random moments resume to the uninterrupted run's exact state.
 
 One deterministic training process (digits, 2 epochs of 22 steps) is run once uninterrupted; then
-SIGKILLed at 8 moments -- 4 seeded random steps (``kill_at_step``), 2 seeded random times after it
-started writing its folder, and twice inside a checkpoint write (``SSLAB_KILL_IN_SAVE``: after the
-bytes are in the temporary file, before it replaces the old checkpoint) -- and sent SIGTERM at 2
+SIGKILLed at 8 moments -- 4 seeded random steps (``kill_after_step``), 2 seeded random times after it
+started writing its folder, and twice inside a checkpoint write (``kill_in_save``: after the bytes are
+in the temporary file, before it replaces the old checkpoint) -- and sent SIGTERM at 2
 seeded random times and SIGINT once. After each, every checkpoint on disk must load; the run is
 resumed (or, killed before its first checkpoint, started again with ``--overwrite``) and its final
 weights and step must equal the uninterrupted run's bit for bit. A full disk during a checkpoint
 write (a patched writer) leaves the previous checkpoint intact with a one-line error.
+
+The faults are installed by the test-side runner ``tests/fault_run.py`` (``python tests/fault_run.py
+FAULT=N train ...``), which runs ``sslab.cli.main`` with them; the product has no fault injection.
 """
 
 import errno
@@ -39,16 +42,17 @@ TERM_DELAYS = [RNG.uniform(0.2, 1.5) for _ in range(2)]
 
 
 ENV = {**os.environ, "PYTHONHASHSEED": "0"}
+FAULT_RUN = str(Path(__file__).with_name("fault_run.py"))  # sslab's command line with test-side faults
 
 
-def _start(out: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sslab", "train", *RUN, *extra, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**ENV, **(env or {})})
+def _start(out: Path, *extra: str, faults: tuple[str, ...] = ()) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, FAULT_RUN, *faults, "train", *RUN, *extra, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
 
-def _train(out: Path, *args: str) -> subprocess.CompletedProcess:
-    """``sslab train *args --out out`` to its end."""
-    return subprocess.run([sys.executable, "-m", "sslab", "train", *args, "--out", str(out)], capture_output=True,
+def _train(out: Path, *args: str, faults: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """``sslab train *args --out out`` to its end, with ``faults`` (``fault_run.py``'s ``FAULT=N``) installed."""
+    return subprocess.run([sys.executable, FAULT_RUN, *faults, "train", *args, "--out", str(out)], capture_output=True,
                           text=True, env=ENV, timeout=600)
 
 
@@ -66,7 +70,7 @@ def _checkpoints_load(out: Path) -> None:
 def _finish(out: Path) -> dict:
     """Resume ``out`` (or start it again when no checkpoint survived) and return its final checkpoint."""
     has_ckpt = (out / "checkpoints" / "last.ckpt").is_file()
-    args = ["--resume", "kill_at_step=null"] if has_ckpt else ["--overwrite"]
+    args = ["--resume"] if has_ckpt else ["--overwrite"]
     r = _train(out, *(RUN if not has_ckpt else []), *args)
     assert r.returncode == 0, r.stderr[-2000:]
     assert not list((out / "checkpoints").glob(".*.tmp"))  # the interrupted write's temporary file is gone
@@ -98,9 +102,9 @@ KILLS = ([("step", s) for s in KILL_STEPS] + [("time", d) for d in KILL_DELAYS] 
 def test_sigkill_then_resume_is_bit_identical(how, when, reference, tmp_path):
     out = tmp_path / "run"
     if how == "step":
-        p = _start(out, f"kill_at_step={when}")
+        p = _start(out, faults=(f"kill_after_step={when}",))
     elif how == "save":
-        p = _start(out, env={"SSLAB_KILL_IN_SAVE": str(when)})
+        p = _start(out, faults=(f"kill_in_save={when}",))
     else:
         p = _start(out)
         _wait_for_folder(p, out)
@@ -194,7 +198,7 @@ def test_disk_full_keeps_the_previous_checkpoint(tmp_path, monkeypatch, capsys):
 def test_image_folder_run_resumes_bit_identical(sig, tmp_path):
     """An image folder read through DataLoader workers (one process: ResumableLoader), killed in its second
     epoch (SIGKILL: resumed from epoch 1's checkpoint) or stopped mid-epoch (SIGTERM at a step, via
-    kill_at_step's sibling below), ends as the uninterrupted run."""
+    the runner's term_during_step), ends as the uninterrupted run."""
     from ondisk import write_imagefolder
 
     write_imagefolder(tmp_path / "data", ["a", "b", "c"], per_class=8, size=24)
@@ -206,12 +210,12 @@ def test_image_folder_run_resumes_bit_identical(sig, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     out = tmp_path / "cut"
     if sig == signal.SIGKILL:
-        r = _train(out, *run, "kill_at_step=9")  # 6 steps per epoch: dies in epoch 2
+        r = _train(out, *run, faults=("kill_after_step=9",))  # 6 steps per epoch: dies in epoch 2
         assert r.returncode == 137 and safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == 6
     else:
-        r = _train(out, *run, "stop_at_step=9")
+        r = _train(out, *run, faults=("term_during_step=9",))
         assert r.returncode == 143 and safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == 9, r.stderr[-2000:]
-    r = _train(out, "--resume", "kill_at_step=null", "stop_at_step=null")
+    r = _train(out, "--resume")
     assert r.returncode == 0, r.stderr[-2000:]
     _same(*(safe_load(d / "checkpoints" / "last.ckpt") for d in (tmp_path / "full", out)), steps=12)
 
@@ -223,10 +227,10 @@ def test_two_process_ddp_run_stops_on_sigterm_and_resumes_bit_identical(tmp_path
     r = _train(tmp_path / "full", *run)
     assert r.returncode == 0, r.stderr[-2000:]
     out = tmp_path / "cut"
-    r = _train(out, *run, "stop_at_step=20")
+    r = _train(out, *run, faults=("term_during_step=20",))
     assert r.returncode == 143, r.stderr[-2000:]
     assert "sslab: stopped by SIGTERM after step 20;" in r.stderr
     assert safe_load(out / "checkpoints" / "last.ckpt")["global_step"] == 20
-    r = _train(out, "--resume", "stop_at_step=null")
+    r = _train(out, "--resume")
     assert r.returncode == 0, r.stderr[-2000:]
     _same(*(safe_load(d / "checkpoints" / "last.ckpt") for d in (tmp_path / "full", out)), steps=33)

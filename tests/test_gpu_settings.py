@@ -10,8 +10,8 @@ import torch
 from test_engine import TINY, run_cli
 
 from sslab.config import resolve
-from sslab.engine.callbacks import EpochCheckpoint
-from sslab.engine.train import decode_workers, gpu_defaults, resolve_precision, strategy_of
+from sslab.engine.guard import RunGuard
+from sslab.engine.prepare import decode_workers, gpu_defaults, resolve_precision, strategy_of
 
 
 def test_precision_auto_is_bf16_on_gpus_that_have_it_and_float32_on_cpu(monkeypatch):
@@ -65,15 +65,15 @@ def test_checkpoint_every_n_epochs_and_always_the_last():
     saved = []
 
     class Trainer:
-        max_epochs, current_epoch = 5, 0
+        max_epochs, current_epoch, callbacks = 5, 0, []
 
         def save_checkpoint(self, path):
             saved.append(self.current_epoch + 1)
 
-    trainer, cb = Trainer(), EpochCheckpoint("x.ckpt", every=2)
+    trainer, guard = Trainer(), RunGuard(every=2)
     for epoch in range(5):
         trainer.current_epoch = epoch
-        cb.on_train_epoch_end(trainer, None)
+        guard.open_epoch_end(trainer)
     assert saved == [2, 4, 5]
 
 

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import sslab
-
 from sslab.config import ConfigError, resolve
 from sslab.data import dataset_info, load_split, view_pipeline
 from sslab.methods import METHODS, build_method

@@ -61,24 +61,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(f) -> None:
-        torch.save(obj, f)
-        _fault_point()
-
-    _atomic_write(path, write)
-
-
-_SAVES = [0]
-
-
-def _fault_point() -> None:
-    """Fault injection for tests/test_faults.py: with ``SSLAB_KILL_IN_SAVE=N`` the process SIGKILLs itself in
-    its N-th checkpoint write, after the bytes are in the temporary file and before it replaces the old one."""
-    target = os.environ.get("SSLAB_KILL_IN_SAVE")
-    if target:
-        _SAVES[0] += 1
-        if _SAVES[0] == int(target):
-            os.kill(os.getpid(), signal.SIGKILL)
+    _atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _umask() -> int:

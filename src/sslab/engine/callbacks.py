@@ -1,4 +1,7 @@
-"""Callbacks: periodic kNN evaluation of the backbone and a one-line-per-epoch report."""
+"""Callbacks: periodic kNN evaluation of the backbone and a one-line-per-epoch report.
+
+The run's checkpoint, signals and loader place are the run guard's (:mod:`.guard`), which places these
+between its steps."""
 
 from __future__ import annotations
 
@@ -9,59 +12,6 @@ import torch
 from rich.console import Console
 
 from ..evaluation import knn_accuracy, sharded_features
-
-
-class EpochCheckpoint(pl.Callback):
-    """Writes ``path`` (atomically, through the trainer's checkpoint I/O) at the end of every ``every``-th
-    epoch and of the last one. Listed first among the callbacks, so the epoch's checkpoint exists before an
-    evaluation callback could fail; :class:`EpochCheckpointRefresh`, listed after them, writes it again
-    when their own state (kept in the checkpoint) changed."""
-
-    def __init__(self, path, every: int = 1) -> None:
-        self.path, self.every = str(path), max(1, every)
-        self.written: list | None = None  # the callbacks' states in the checkpoint just written
-
-    def due(self, trainer: pl.Trainer) -> bool:
-        done = trainer.current_epoch + 1
-        return done % self.every == 0 or done >= (trainer.max_epochs or done)
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.written = None
-        if self.due(trainer):
-            trainer.save_checkpoint(self.path)
-            self.written = callback_states(trainer)
-
-
-def callback_states(trainer: pl.Trainer) -> list:
-    return [repr(cb.state_dict()) for cb in getattr(trainer, "callbacks", [])]
-
-
-class EpochCheckpointRefresh(pl.Callback):
-    """Rewrites the epoch's checkpoint when a callback between it and this one changed its state (a new best kNN)."""
-
-    def __init__(self, checkpoint: EpochCheckpoint) -> None:
-        self.checkpoint = checkpoint
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.checkpoint.written is not None and callback_states(trainer) != self.checkpoint.written:
-            trainer.save_checkpoint(self.checkpoint.path)
-
-
-class LoaderPlace(pl.Callback):
-    """Moves an in-memory dataset onto this process's device and tells it its DDP rank; counts the batches of
-    the epoch trained on, the place a checkpoint resumes from (:class:`~sslab.data.loaders.TensorBatches`,
-    :class:`~sslab.data.loaders.ResumableLoader`)."""
-
-    def __init__(self, loader) -> None:
-        self.loader = loader
-
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if hasattr(self.loader, "to"):
-            self.loader.to(pl_module.device)
-            self.loader.rank, self.loader.world = trainer.global_rank, trainer.world_size
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self.loader.position = batch_idx + 1  # batches of this epoch trained on: a checkpoint resumes after them
 
 
 class KNNMonitor(pl.Callback):

@@ -1,4 +1,4 @@
-"""Lightning's checkpoint I/O through :mod:`sslab.io`: atomic writes, ``weights_only`` reads."""
+"""Lightning's checkpoint I/O through :mod:`sslab.io` (atomic writes, ``weights_only`` reads), and when an epoch's is due."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from pathlib import Path
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from ..io import atomic_save, safe_load
+
+
+def due(done: int, epochs: int | None, every: int = 1) -> bool:
+    """Whether the checkpoint is written after ``done`` epochs: every ``every``-th epoch and the last one."""
+    return done % max(1, every) == 0 or done >= (epochs or done)
 
 
 class AtomicCheckpointIO(CheckpointIO):

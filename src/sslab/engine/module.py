@@ -22,8 +22,6 @@ ones; metrics are accumulated by Lightning on the device and read when they are 
 from __future__ import annotations
 
 import math
-import os
-import signal
 
 import lightning.pytorch as pl
 import torch
@@ -52,11 +50,10 @@ class SSLModule(pl.LightningModule):
         steps_per_epoch: int,
         epochs: int,
         global_batch: int,
+        *,
         seed: int = 0,
         online_probe: bool = True,
         channels_last: bool = False,
-        kill_at_step: int | None = None,
-        stop_at_step: int | None = None,
         check_every: int = 10,
     ) -> None:
         super().__init__()
@@ -69,7 +66,6 @@ class SSLModule(pl.LightningModule):
         self.global_batch = global_batch
         self.seed = seed
         self.channels_last = channels_last
-        self.kill_at_step, self.stop_at_step = kill_at_step, stop_at_step
         self.check_every = max(1, check_every)
         # the first non-finite loss: its step (-1: none yet) and value, kept on the device
         self.register_buffer("nonfinite_step", torch.full((), -1, dtype=torch.long), persistent=False)
@@ -162,16 +158,10 @@ class SSLModule(pl.LightningModule):
         if done % self.check_every == 0 or done % self.steps_per_epoch == 0:
             self.raise_if_nonfinite()
 
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        if self.stop_at_step is not None and self.global_step + 1 == self.stop_at_step:
-            os.kill(os.getpid(), signal.SIGTERM)  # fault injection: as a scheduler would, during this step
-
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         step = self.global_step  # optimiser steps completed, including this one
         if step % self.trainer.log_every_n_steps == 0:  # a host float sent to the device only when it is written
             self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
-        if self.kill_at_step is not None and step >= self.kill_at_step:
-            os._exit(137)  # fault injection: die like SIGKILL, no cleanup, no checkpoint
 
     def configure_optimizers(self):
         o = self.optim_cfg
