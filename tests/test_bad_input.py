@@ -95,7 +95,8 @@ CASES = [
     ("vicreg lambd", lambda t: ["train", "method=vicreg", "lambd=0.1"], ["'lambd'", "cov_coeff"]),
     ("simclr mu", lambda t: ["train", "method=simclr", "mu=2"], ["'mu'", "temperature"]),
     ("spectral temperature", lambda t: ["train", "method=spectral_contrastive", "temperature=0.3"], ["'temperature'", "mu"]),
-    ("simclr loss switch", lambda t: ["train", "method=simclr", "loss=abs"], ["'loss'", "negatives"]),
+    ("simclr loss switch", lambda t: ["train", "method=simclr", "loss=spectral"],
+     ["'loss'", "method=spectral_contrastive", "negatives"]),
     ("vicreg_exp centering", lambda t: ["train", "method=vicreg_exp", "centering=embedding"], ["'centering'", "temperature"]),
     # an option whose switch is off does nothing: refused, naming the switch
     ("moco_v2 predictor width", lambda t: ["train", "method=moco_v2", "pred_hidden_dim=1024"],

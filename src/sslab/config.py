@@ -283,6 +283,10 @@ def _route(flat: dict[str, Any], method_keys: set[str], method: str = "") -> dic
             if owners:  # an option of other methods (another loss's, another family's): it would do nothing here
                 raise ConfigError(f"'{key}' is not an option of method {method} (it is one of {', '.join(owners)}); "
                                   f"{method}'s options: {', '.join(sorted(method_keys))}")
+            if key == "loss":  # earlier versions had a loss= switch on SimCLR and on the dimension-contrastive class
+                raise ConfigError("'loss' is not an option: each loss is a method of its own (method=spectral_contrastive, "
+                                  f"method=vicreg, ...: sslab list methods); {method}'s options: "
+                                  f"{', '.join(sorted(method_keys))}")
             raise ConfigError(f"unknown config key '{key}'; valid choices: {', '.join(sorted({*top, *method_keys}))}")
         if head in inner and key != head and key not in KEYS:
             valid = ", ".join(k for k in KEYS if k.startswith(f"{head}."))
