@@ -28,10 +28,13 @@ CHOICES = {
 }
 #: small heads, so 21 methods x their options run in seconds
 SMALL = {"proj_hidden_dim": 32, "proj_dim": 16, "pred_hidden_dim": 32, "out_dim": 64, "bottleneck_dim": 16,
-         "num_prototypes": 12, "queue_size": 24, "w_size": 8}
+         "num_prototypes": 12, "queue_size": 24, "w_size": 16}
+#: values a generic change would make degenerate: W-MSE's sub-batch must exceed the embedding dimension, and a
+#: 1-wide hidden layer leaves its whitening nothing to whiten
+OTHER = {"w_size": 8, "proj_hidden_dim": 16}
 #: None defaults: the other value to try
 FOR_NONE = {"pred_bias": False,  # None: on for an MLP's last layer
-            "w_size": 4, "mu": 2.0}
+            "mu": 2.0}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,8 @@ def fixed_views():
 
 
 def _alternative(key: str, value):
+    if key in OTHER:
+        return OTHER[key]
     if key in CHOICES:
         return next(v for v in CHOICES[key] if v != value)
     if value is None:
@@ -57,8 +62,8 @@ def _alternative(key: str, value):
 def _small(name: str) -> dict:
     args = METHODS[name].arguments()
     own = {k: v for k, v in SMALL.items() if k in args}
-    if name == "w_mse":
-        own["proj_dim"] = 8
+    if name == "w_mse":  # whitening needs sub-batches larger than the embedding
+        own["proj_dim"] = 4
     if name == "dino":  # the warm-up starts from warmup_teacher_temp (0.04): a teacher_temp of its own makes it visible
         own["teacher_temp"] = 0.07
     return own

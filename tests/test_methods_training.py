@@ -34,8 +34,8 @@ def images():
 def run(name, images, steps, seed=0, lr=2e-3, **overrides):
     torch.manual_seed(seed)
     kw = SMALL.get(name, dict(proj_hidden_dim=64, proj_dim=32))
-    if name in ("byol", "simsiam", "moco_v3"):
-        kw = {**kw, "pred_hidden_dim": 64}
+    if name in ("byol", "simsiam", "moco_v3") and overrides.get("predictor", "mlp") == "mlp":
+        kw = {**kw, "pred_hidden_dim": 64}  # an MLP predictor's width (refused with another predictor)
     if name.startswith("direct") or name in ("byol", "moco_v3"):
         kw = {**kw, "momentum": 0.9, "momentum_final": 0.9}
     m = build_method(name, create_backbone("convnet", in_channels=1, width=0.25, grid=2), **{**kw, **overrides})

@@ -143,8 +143,11 @@ def test_dimension_contrastive_uses_the_chosen_loss_and_center_method_terms():
     z1, z2 = out.embeddings
     cos = torch.nn.functional.cosine_similarity(z1, z2).mean()
     assert torch.allclose(out.loss, -cos + 2.0 * center_penalty(torch.cat([z1, z2])), atol=1e-6)
-    with pytest.raises(ValueError, match="valid choices: barlow_twins, vicreg"):
+    # each loss is its own class with only its own options: no loss switch, no other loss's coefficients
+    with pytest.raises(ValueError, match="unknown option 'loss' for method 'barlow_twins'; valid choices: lambd"):
         small("barlow_twins", loss="mse")
+    with pytest.raises(ValueError, match="unknown option 'sim_coeff' for method 'barlow_twins'; valid choices: lambd"):
+        small("barlow_twins", sim_coeff=1.0)
 
 
 def test_simclr_presets_use_their_loss_variant():
