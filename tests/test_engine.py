@@ -102,6 +102,7 @@ def test_safe_load_rejects_corrupt_and_pickled_code(tmp_path):
         safe_load(tmp_path / "missing.ckpt")
 
 
+@pytest.mark.slow  # 35 s; tests/test_faults.py's step kills cover the same path in the default run
 def test_killed_run_resumes_to_identical_weights(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     r = run_cli("train", *TINY, "eval.knn_every=1", "--out", str(full))

@@ -96,9 +96,12 @@ def _same(a: dict, b: dict, steps: int = STEPS) -> None:
 
 
 KILLS = ([("step", s) for s in KILL_STEPS] + [("time", d) for d in KILL_DELAYS] + [("save", 1), ("save", 2)])
+# two of the four seeded step kills run in the default suite, all four with -m slow (its 15-minute budget)
+SLOW_KILLS = {("step", s) for s in KILL_STEPS[1::2]}
 
 
-@pytest.mark.parametrize("how, when", KILLS, ids=[f"{h}-{w:.2f}" if isinstance(w, float) else f"{h}-{w}" for h, w in KILLS])
+@pytest.mark.parametrize("how, when", [pytest.param(*k, marks=pytest.mark.slow) if k in SLOW_KILLS else k for k in KILLS],
+                         ids=[f"{h}-{w:.2f}" if isinstance(w, float) else f"{h}-{w}" for h, w in KILLS])
 def test_sigkill_then_resume_is_bit_identical(how, when, reference, tmp_path):
     out = tmp_path / "run"
     if how == "step":
