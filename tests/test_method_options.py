@@ -69,25 +69,23 @@ def _small(name: str) -> dict:
     return own
 
 
-@functools.cache
-def _fingerprint_of(name: str, options: tuple, views: tuple) -> tuple:
-    return _fingerprint(name, dict(options), list(views))
-
-
-def _fingerprint(name: str, options: dict, views) -> tuple:
+def _fingerprint(name: str, options: dict, views: tuple) -> tuple:
     """Parameter-group settings, 3 steps' losses and the final state of ``name`` with ``options`` (one step an
-    epoch: epoch-based switches act within the run)."""
-    if not isinstance(views, list):
-        return _fingerprint_of(name, tuple(sorted(options.items())), tuple(views))
+    epoch: epoch-based switches act within the run); computed once per method and options."""
+    return _run(name, tuple(sorted(options.items())), views)
+
+
+@functools.cache
+def _run(name: str, options: tuple, views: tuple) -> tuple:
     torch.manual_seed(0)
-    m = method_of(name, create_backbone("convnet", in_channels=1, width=0.25, grid=2), options, typed=set()).train()
+    m = method_of(name, create_backbone("convnet", in_channels=1, width=0.25, grid=2), dict(options), typed=set()).train()
     m.configure_schedule(steps_per_epoch=1, total_steps=3)
     groups = [tuple(sorted((k, str(v)) for k, v in g.items() if k != "params")) + (len(g["params"]),)
               for g in m.parameter_groups()]
     opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05)
     losses = []
     for i in range(3):
-        losses.append(sslab.step(m, opt, views, i).loss.detach())
+        losses.append(sslab.step(m, opt, list(views), i).loss.detach())
     return groups, losses, m.state_dict()
 
 
